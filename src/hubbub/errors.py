@@ -41,7 +41,11 @@ class ReplyError(HubbubError):
         self, code: int, message: str | None = None, *, temporary: bool | None = None
     ) -> None:
         if message is None:
-            message = ERROR_MESSAGES.get(ErrorCode(code), "error") if code in ErrorCode._value2member_map_ else "error"
+            message = (
+                ERROR_MESSAGES.get(ErrorCode(code), "error")
+                if code in ErrorCode._value2member_map_
+                else "error"
+            )
         if temporary is None:
             temporary = code in TEMPORARY_ERRORS
         super().__init__(f"{code}: {message}")

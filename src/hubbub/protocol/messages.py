@@ -15,6 +15,11 @@ from msgspec import Raw, Struct, field
 EMPTY = Raw()
 
 
+def raw(data: bytes) -> Raw:
+    """Wrap a payload; empty bytes become the shared EMPTY, which encoders leave out."""
+    return Raw(data) if data else EMPTY
+
+
 class _Message(Struct, omit_defaults=True, kw_only=True):
     """Base: zero values are omitted when encoded."""
 

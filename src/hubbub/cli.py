@@ -1,0 +1,86 @@
+"""The ``hubbub`` command: ``serve``, ``config check``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hubbub.errors import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="hubbub real-time server")
+config_app = typer.Typer(no_args_is_help=True, help="Work with configuration files")
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Optional[Path],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option("--config", "-c", help="YAML configuration file"),
+]
+
+
+def _load(config: Path | None, overrides: dict[str, object]) -> object:
+    from hubbub.config import load_settings
+
+    try:
+        return load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        typer.echo(f"hubbub: invalid configuration\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on")] = None,  # noqa: UP045
+    port: Annotated[Optional[int], typer.Option(help="Public WebSocket port")] = None,  # noqa: UP045
+    internal_port: Annotated[
+        Optional[int], typer.Option(help="Operators' port: metrics, health")  # noqa: UP045
+    ] = None,
+    log_level: Annotated[
+        Optional[str], typer.Option(help="debug, info, warning or error")  # noqa: UP045
+    ] = None,
+) -> None:
+    """Run the server until SIGTERM or SIGINT."""
+    overrides: dict[str, object] = {}
+    for key, value in (
+        ("server.host", host),
+        ("server.port", port),
+        ("server.internal_port", internal_port),
+        ("log.level", log_level),
+    ):
+        if value is not None:
+            overrides[key] = value
+    from hubbub.config import Settings
+
+    settings = _load(config, overrides)
+    assert isinstance(settings, Settings)
+    from hubbub.observability.logging import configure_logging
+    from hubbub.server import run
+
+    try:
+        configure_logging(settings.log.level, settings.log.format)
+    except ValueError as exc:
+        typer.echo(f"hubbub: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        run(settings)
+    except OSError as exc:  # port in use, address not available
+        typer.echo(f"hubbub: cannot listen: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@config_app.command("check")
+def config_check(config: Annotated[Path, typer.Argument(help="YAML configuration file")]) -> None:
+    """Validate a configuration file; exit 2 naming the file, key and line on error."""
+    _load(config, {})
+    typer.echo(f"{config}: ok")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Fan-out: from one publication to the write queues of every local subscriber.
+
+A publication is encoded once per codec in use on the channel and the same bytes are
+queued on every subscriber; each session's queue is flushed once at the end of the
+loop turn (``Flusher``), so a burst of publications reaches a client as one frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from hubbub.codecs.base import Codec
+from hubbub.protocol.messages import ClientInfo, Join, Leave, Publication, Push, Reply
+
+if TYPE_CHECKING:
+    from hubbub.core.session import Session, Subscription
+
+
+class Flusher:
+    """Flushes every session that queued something, once per loop turn."""
+
+    def __init__(self) -> None:
+        self._dirty: list[Session] = []
+        self._scheduled = False
+
+    def mark(self, session: Session) -> None:
+        self._dirty.append(session)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            session.flush()
+
+
+class Hub:
+    """Local subscribers by channel; implements the broker's event handler."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, dict[Session, Subscription]] = {}
+
+    def add(self, session: Session, sub: Subscription) -> bool:
+        """Add a subscriber; True when it is the channel's first on this node."""
+        subscribers = self._channels.get(sub.channel)
+        first = subscribers is None
+        if subscribers is None:
+            subscribers = self._channels[sub.channel] = {}
+        subscribers[session] = sub
+        return first
+
+    def remove(self, session: Session, channel: str) -> bool:
+        """Remove a subscriber; True when the channel has no local subscriber left."""
+        subscribers = self._channels.get(channel)
+        if subscribers is None:
+            return False
+        subscribers.pop(session, None)
+        if subscribers:
+            return False
+        del self._channels[channel]
+        return True
+
+    def subscribers(self, channel: str) -> int:
+        return len(self._channels.get(channel, ()))
+
+    def channels(self) -> list[str]:
+        return list(self._channels)
+
+    # -------------------------------------------------------- broker event handler
+
+    def on_publication(self, channel: str, pub: Publication) -> None:
+        subscribers = self._channels.get(channel)
+        if not subscribers:
+            return
+        encoded: dict[Codec, bytes] = {}
+        reply: Reply | None = None
+        for session, sub in subscribers.items():
+            if sub.pending is not None:
+                sub.pending.append(pub)
+                continue
+            codec = session.codec
+            item = encoded.get(codec)
+            if item is None:
+                if reply is None:
+                    reply = Reply(push=Push(channel=channel, pub=pub))
+                item = encoded[codec] = codec.encode(reply)
+            session.push(item)
+
+    def on_join(self, channel: str, info: ClientInfo) -> None:
+        self._presence_push(channel, Reply(push=Push(channel=channel, join=Join(info=info))))
+
+    def on_leave(self, channel: str, info: ClientInfo) -> None:
+        self._presence_push(channel, Reply(push=Push(channel=channel, leave=Leave(info=info))))
+
+    def _presence_push(self, channel: str, reply: Reply) -> None:
+        subscribers = self._channels.get(channel)
+        if not subscribers:
+            return
+        encoded: dict[Codec, bytes] = {}
+        for session, sub in subscribers.items():
+            if not sub.join_leave or sub.pending is not None:
+                continue
+            item = encoded.get(session.codec)
+            if item is None:
+                item = encoded[session.codec] = session.codec.encode(reply)
+            session.push(item)

@@ -1,0 +1,362 @@
+"""What each command does: permission checks, engine calls, the reply.
+
+One method per command; each returns the ``Reply`` (or None for ``send``) or raises
+``ReplyError`` for an error reply and ``ProtocolError`` for a disconnect.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hubbub.config import ChannelOptions
+from hubbub.core.channels import allowed_users, is_valid_name
+from hubbub.core.hooks import ClientContext, Credentials, Deny
+from hubbub.core.session import Session, Subscription
+from hubbub.engines.base import HistoryOptions
+from hubbub.errors import EngineError, ProtocolError, ReplyError
+from hubbub.protocol import codes
+from hubbub.protocol.codes import Disconnect, ErrorCode
+from hubbub.protocol.messages import (
+    ConnectRequest,
+    ConnectResult,
+    HistoryRequest,
+    HistoryResult,
+    PresenceRequest,
+    PresenceResult,
+    PresenceStatsRequest,
+    PresenceStatsResult,
+    PublishRequest,
+    PublishResult,
+    RefreshRequest,
+    RefreshResult,
+    Reply,
+    RPCRequest,
+    RPCResult,
+    SendRequest,
+    StreamPosition,
+    SubRefreshRequest,
+    SubRefreshResult,
+    SubscribeRequest,
+    SubscribeResult,
+    UnsubscribeRequest,
+    UnsubscribeResult,
+    raw,
+)
+from hubbub.protocol.recovery import REJECT_UNRECOVERED_FLAG, recover
+
+if TYPE_CHECKING:
+    from hubbub.core.node import Node
+
+SERVER_VERSION = "hubbub 0.1.0"
+
+
+def _deny(decision: Deny) -> ReplyError:
+    return ReplyError(decision.code, decision.text(), temporary=decision.temporary)
+
+
+def _engine_failure(exc: EngineError) -> ReplyError:
+    return ReplyError(ErrorCode.INTERNAL, "internal server error", temporary=True)
+
+
+def history_options(options: ChannelOptions) -> HistoryOptions | None:
+    if options.history_size > 0 and options.history_ttl > 0:
+        return HistoryOptions(size=options.history_size, ttl=options.history_ttl)
+    return None
+
+
+class Handlers:
+    """The command handlers of one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._table: dict[str, Any] = {
+            "connect": self.connect,
+            "subscribe": self.subscribe,
+            "unsubscribe": self.unsubscribe,
+            "publish": self.publish,
+            "presence": self.presence,
+            "presence_stats": self.presence_stats,
+            "history": self.history,
+            "rpc": self.rpc,
+            "send": self.send,
+            "refresh": self.refresh,
+            "sub_refresh": self.sub_refresh,
+        }
+
+    async def handle(self, session: Session, method: str, request: Any, cid: int) -> Reply | None:
+        result = await self._table[method](session, request)
+        if result is None:
+            return None
+        return Reply(id=cid, **{method: result})
+
+    def context(self, session: Session) -> ClientContext:
+        conn = session.connection
+        return ClientContext(session.client_id, session.user, conn.transport_name, conn.remote)
+
+    def _options(self, channel: str) -> ChannelOptions:
+        if not channel:
+            raise ProtocolError("empty channel")
+        if not is_valid_name(channel):
+            raise ReplyError(ErrorCode.BAD_REQUEST)
+        options = self.node.settings.channels.options_for(channel)
+        if options is None:
+            raise ReplyError(ErrorCode.UNKNOWN_CHANNEL)
+        return options
+
+    # -------------------------------------------------------------------- connect
+
+    async def connect(self, session: Session, req: ConnectRequest) -> ConnectResult:
+        node = self.node
+        hook = node.hooks.on_connecting
+        credentials: Credentials
+        if hook is not None:
+            decision = await hook(self.context(session), req)
+            if isinstance(decision, Disconnect):
+                raise ProtocolError("connect refused", decision)
+            if isinstance(decision, Deny):
+                raise _deny(decision)
+            credentials = decision
+        elif node.settings.client.allow_anonymous:
+            credentials = Credentials()
+        else:
+            raise ReplyError(ErrorCode.UNAUTHORIZED)
+        session.user = credentials.user
+        session.conn_info = credentials.info
+        ping = node.settings.client.ping_interval
+        result = ConnectResult(
+            client=session.client_id,
+            version=SERVER_VERSION,
+            data=raw(credentials.data),
+            # The protocol announces whole seconds; sub-second intervals (tests) round up.
+            ping=max(1, round(ping)),
+            pong=True,
+        )
+        if req.subs or credentials.channels:
+            result.subs = await self._server_side_subs(session, req, credentials.channels)
+        return result
+
+    async def _server_side_subs(
+        self, session: Session, req: ConnectRequest, channels: tuple[str, ...]
+    ) -> dict[str, SubscribeResult]:
+        results: dict[str, SubscribeResult] = {}
+        for channel in channels:
+            sub_req = req.subs.get(channel, SubscribeRequest(channel=channel))
+            sub_req.channel = channel
+            try:
+                options = self._options(channel)
+                results[channel] = await self._establish(session, channel, sub_req, options, b"")
+            except ReplyError:
+                continue
+        return results
+
+    # ------------------------------------------------------------------ subscribe
+
+    async def subscribe(self, session: Session, req: SubscribeRequest) -> SubscribeResult:
+        channel = req.channel
+        options = self._options(channel)
+        if channel in session.subscriptions:
+            raise ReplyError(ErrorCode.ALREADY_SUBSCRIBED)
+        if len(session.subscriptions) >= self.node.settings.client.max_channels_per_client:
+            raise ReplyError(ErrorCode.LIMIT_EXCEEDED)
+        if req.type != 0:
+            raise ReplyError(ErrorCode.NOT_AVAILABLE)
+        users = allowed_users(channel)
+        if users is not None and session.user not in users:
+            raise ReplyError(ErrorCode.PERMISSION_DENIED)
+        chan_info = b""
+        hook = self.node.hooks.on_subscribe
+        if hook is not None:
+            decision = await hook(self.context(session), channel, req)
+            if isinstance(decision, Deny):
+                raise _deny(decision)
+            chan_info = decision.info
+            data = decision.data
+        elif options.allow_subscribe or users is not None:
+            data = b""
+        else:
+            raise ReplyError(ErrorCode.PERMISSION_DENIED)
+        if channel in session.subscriptions:  # a concurrent subscribe won the race
+            raise ReplyError(ErrorCode.ALREADY_SUBSCRIBED)
+        result = await self._establish(session, channel, req, options, chan_info)
+        if data:
+            result.data = raw(data)
+        return result
+
+    async def _establish(
+        self,
+        session: Session,
+        channel: str,
+        req: SubscribeRequest,
+        options: ChannelOptions,
+        chan_info: bytes,
+    ) -> SubscribeResult:
+        """Join the hub, then read the stream position: nothing published in between is lost."""
+        node = self.node
+        history = history_options(options)
+        recoverable = history is not None and (options.recover or req.recoverable)
+        sub = Subscription(
+            channel=channel,
+            recoverable=recoverable,
+            join_leave=options.join_leave,
+            chan_info=chan_info,
+        )
+        session.subscriptions[channel] = sub
+        try:
+            await node.add_subscriber(session, sub)
+            result = SubscribeResult(was_recovering=req.recover)
+            if recoverable:
+                await self._position(channel, req, result, history)
+            if options.presence:
+                info = session.client_info(chan_info)
+                await node.presence.add(
+                    channel, session.client_id, info, node.settings.client.presence_ttl
+                )
+                if options.join_leave:
+                    await node.broker.publish_join(channel, info)
+        except EngineError as exc:
+            await node.remove_subscriber(session, channel)
+            raise _engine_failure(exc) from exc
+        except BaseException:
+            await node.remove_subscriber(session, channel)
+            raise
+        return result
+
+    async def _position(
+        self,
+        channel: str,
+        req: SubscribeRequest,
+        result: SubscribeResult,
+        history: HistoryOptions | None,
+    ) -> None:
+        node = self.node
+        limits = node.settings.client
+        result.recoverable = True
+        result.positioned = True
+        if not req.recover:
+            _, top = await node.broker.history(channel, since=None, limit=0, reverse=False)
+            result.epoch, result.offset = top.epoch, top.offset
+            return
+        missed, top = await node.broker.history(
+            channel,
+            since=StreamPosition(offset=req.offset),
+            limit=limits.recovery_max_limit + 1,
+            reverse=False,
+        )
+        outcome = recover(
+            client=StreamPosition(offset=req.offset, epoch=req.epoch),
+            top=top,
+            missed=missed,
+            max_publications=limits.recovery_max_limit,
+        )
+        if not outcome.recovered and req.flag & REJECT_UNRECOVERED_FLAG:
+            raise ReplyError(ErrorCode.UNRECOVERABLE_POSITION)
+        result.epoch = top.epoch
+        result.offset = outcome.offset
+        result.recovered = outcome.recovered
+        result.publications = outcome.publications
+
+    async def unsubscribe(self, session: Session, req: UnsubscribeRequest) -> UnsubscribeResult:
+        if not req.channel:
+            raise ProtocolError("empty channel")
+        if req.channel in session.subscriptions:
+            await self.node.remove_subscriber(session, req.channel)
+        return UnsubscribeResult()
+
+    # -------------------------------------------------------------------- publish
+
+    async def publish(self, session: Session, req: PublishRequest) -> PublishResult:
+        channel = req.channel
+        options = self._options(channel)
+        hook = self.node.hooks.on_publish
+        if hook is not None:
+            decision = await hook(self.context(session), channel, req)
+            if isinstance(decision, Deny):
+                raise _deny(decision)
+        elif not options.allow_publish:
+            raise ReplyError(ErrorCode.PERMISSION_DENIED)
+        info = session.client_info(
+            session.subscriptions[channel].chan_info if channel in session.subscriptions else b""
+        )
+        try:
+            position = await self.node.publish(channel, bytes(req.data), info=info, options=options)
+        except EngineError as exc:
+            raise _engine_failure(exc) from exc
+        return PublishResult(offset=position.offset, epoch=position.epoch)
+
+    # ---------------------------------------------------------- presence, history
+
+    def _check_read(self, session: Session, channel: str, allowed: bool, enabled: bool) -> None:
+        if not enabled:
+            raise ReplyError(ErrorCode.NOT_AVAILABLE)
+        if not allowed and channel not in session.subscriptions:
+            raise ReplyError(ErrorCode.PERMISSION_DENIED)
+
+    async def presence(self, session: Session, req: PresenceRequest) -> PresenceResult:
+        options = self._options(req.channel)
+        self._check_read(session, req.channel, options.allow_presence, options.presence)
+        try:
+            clients = await self.node.presence.presence(req.channel)
+        except EngineError as exc:
+            raise _engine_failure(exc) from exc
+        return PresenceResult(presence=clients)
+
+    async def presence_stats(
+        self, session: Session, req: PresenceStatsRequest
+    ) -> PresenceStatsResult:
+        options = self._options(req.channel)
+        self._check_read(session, req.channel, options.allow_presence, options.presence)
+        try:
+            num_clients, num_users = await self.node.presence.stats(req.channel)
+        except EngineError as exc:
+            raise _engine_failure(exc) from exc
+        return PresenceStatsResult(num_clients=num_clients, num_users=num_users)
+
+    async def history(self, session: Session, req: HistoryRequest) -> HistoryResult:
+        options = self._options(req.channel)
+        self._check_read(
+            session, req.channel, options.allow_history, history_options(options) is not None
+        )
+        cap = self.node.settings.client.history_max_limit
+        limit = cap if req.limit < 0 or req.limit > cap else req.limit
+        since = req.since
+        if since is not None and req.reverse and since.offset == 0:
+            raise ReplyError(ErrorCode.BAD_REQUEST)
+        try:
+            pubs, top = await self.node.broker.history(
+                req.channel, since=since, limit=limit, reverse=req.reverse
+            )
+        except EngineError as exc:
+            raise _engine_failure(exc) from exc
+        if since is not None and since.epoch and since.epoch != top.epoch:
+            raise ReplyError(ErrorCode.UNRECOVERABLE_POSITION)
+        return HistoryResult(publications=pubs, epoch=top.epoch, offset=top.offset)
+
+    # ------------------------------------------------------------ rpc, send, misc
+
+    async def rpc(self, session: Session, req: RPCRequest) -> RPCResult:
+        handler = self.node.hooks.rpc.get(req.method)
+        if handler is None:
+            raise ReplyError(ErrorCode.METHOD_NOT_FOUND)
+        answer = await handler(self.context(session), bytes(req.data))
+        if isinstance(answer, Deny):
+            raise _deny(answer)
+        return RPCResult(data=raw(answer))
+
+    async def send(self, session: Session, req: SendRequest) -> None:
+        hook = self.node.hooks.on_send
+        if hook is None:
+            raise ProtocolError("send without a handler", codes.NOT_AVAILABLE)
+        await hook(self.context(session), bytes(req.data))
+        return None
+
+    async def refresh(self, session: Session, req: RefreshRequest) -> RefreshResult:
+        # Connections never expire yet (no connection tokens), so there is nothing to
+        # refresh: Centrifuge closes such a connection with 3501, and so do we.
+        raise ProtocolError("refresh on a connection that does not expire")
+
+    async def sub_refresh(self, session: Session, req: SubRefreshRequest) -> SubRefreshResult:
+        if not req.channel:
+            raise ProtocolError("empty channel")
+        if req.channel not in session.subscriptions:
+            raise ReplyError(ErrorCode.PERMISSION_DENIED)
+        return SubRefreshResult()

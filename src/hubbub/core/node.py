@@ -1,0 +1,240 @@
+"""The node: sessions, channels, engines and hooks of one hubbub process.
+
+``Node`` is what an application embeds: give it settings (or take the defaults),
+register hooks and RPC handlers, and hand it to a transport. It owns the one timer
+wheel for heartbeats, the fan-out hub and the engines (memory unless configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+from hubbub.codecs.base import Codec
+from hubbub.codecs.registry import CodecRegistry, default_registry
+from hubbub.config import ChannelOptions, Settings
+from hubbub.core.fanout import Flusher, Hub
+from hubbub.core.handlers import Handlers, history_options
+from hubbub.core.heartbeat import TimerWheel
+from hubbub.core.hooks import Hooks, RpcHandler
+from hubbub.core.session import Connection, Session, Subscription
+from hubbub.engines.base import Broker, PresenceStore
+from hubbub.engines.registry import create_broker, create_presence
+from hubbub.errors import ReplyError
+from hubbub.observability.metrics import Metrics
+from hubbub.protocol import codes
+from hubbub.protocol.codes import Disconnect, ErrorCode
+from hubbub.protocol.messages import (
+    PING,
+    ClientInfo,
+    Publication,
+    Push,
+    Reply,
+    StreamPosition,
+    SubscribeResult,
+    raw,
+)
+from hubbub.protocol.state import State
+
+_log = structlog.get_logger(__name__)
+
+
+class Node:
+    """One hubbub process: accepts sessions from transports and runs their commands."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        hooks: Hooks | None = None,
+        broker: Broker | None = None,
+        presence: PresenceStore | None = None,
+        codecs: CodecRegistry | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        engine = self.settings.engine
+        self.broker = broker if broker is not None else create_broker(engine.broker)
+        self.presence = (
+            presence if presence is not None else create_presence(engine.presence or engine.broker)
+        )
+        self.codecs = codecs if codecs is not None else default_registry()
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.hooks = hooks if hooks is not None else Hooks()
+        self.handlers = Handlers(self)
+        self.hub = Hub()
+        self.flusher = Flusher()
+        self.sessions: dict[str, Session] = {}
+        self._all: dict[Session, float] = {}  # every open session → when it was accepted
+        self._pings: dict[Codec, bytes] = {}
+        self._wheel: TimerWheel[Session] = TimerWheel(
+            self.settings.client.ping_interval, Session.ping
+        )
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.broker.start(self.hub)
+        self._wheel.start()
+        self._housekeeping = asyncio.get_running_loop().create_task(self._keep_house())
+        self._started = True
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Tell every client to come back later, wait for them to go, stop the engines."""
+        if timeout is None:
+            timeout = self.settings.server.shutdown_timeout
+        for session in list(self._all):
+            session.close(codes.SHUTDOWN)
+        deadline = time.monotonic() + timeout
+        while self._all and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self._wheel.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        await self.broker.close()
+        await self.presence.close()
+        self._started = False
+
+    # ----------------------------------------------------------------- embedding
+
+    def rpc(self, method: str) -> Callable[[RpcHandler], RpcHandler]:
+        """Decorator registering an RPC handler: ``@node.rpc("echo")``."""
+
+        def register(handler: RpcHandler) -> RpcHandler:
+            self.hooks.rpc[method] = handler
+            return handler
+
+        return register
+
+    async def publish(
+        self,
+        channel: str,
+        data: bytes,
+        *,
+        info: ClientInfo | None = None,
+        options: ChannelOptions | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> StreamPosition:
+        """Publish ``data`` (encoded payload, JSON text for JSON clients) to ``channel``."""
+        if options is None:
+            options = self.settings.channels.options_for(channel)
+            if options is None:
+                raise ReplyError(ErrorCode.UNKNOWN_CHANNEL)
+        pub = Publication(data=raw(data), info=info, tags=tags or {}, time=int(time.time() * 1000))
+        position = await self.broker.publish(channel, pub, history_options(options))
+        self.metrics.publication()
+        return position
+
+    # ------------------------------------------------------------------ sessions
+
+    def accept(self, connection: Connection, codec: Codec) -> Session:
+        """A transport has a new connection: make its session."""
+        session = Session(self, connection, codec)
+        self._all[session] = time.monotonic()
+        self.metrics.connection_opened()
+        return session
+
+    def on_connected(self, session: Session) -> None:
+        self.sessions[session.client_id] = session
+        self._wheel.add(session)
+
+    def on_closed(self, session: Session) -> None:
+        """The session is closing: forget it now, release its channels in the background."""
+        if self._all.pop(session, None) is None:
+            return
+        self.metrics.connection_closed()
+        self.sessions.pop(session.client_id, None)
+        self._wheel.discard(session)
+        if session.subscriptions:
+            asyncio.get_running_loop().create_task(self._release(session))
+
+    async def _release(self, session: Session) -> None:
+        for channel in list(session.subscriptions):
+            try:
+                await self.remove_subscriber(session, channel)
+            except Exception:
+                _log.exception("releasing a channel failed", channel=channel)
+
+    async def add_subscriber(self, session: Session, sub: Subscription) -> None:
+        if self.hub.add(session, sub):
+            await self.broker.subscribe([sub.channel])
+        self.metrics.subscribed()
+
+    async def remove_subscriber(self, session: Session, channel: str) -> None:
+        sub = session.subscriptions.pop(channel, None)
+        if sub is None:
+            return
+        self.metrics.unsubscribed()
+        if self.hub.remove(session, channel):
+            await self.broker.unsubscribe([channel])
+        options = self.settings.channels.options_for(channel)
+        if options is not None and options.presence:
+            await self.presence.remove(channel, session.client_id)
+            if options.join_leave:
+                await self.broker.publish_leave(channel, session.client_info(sub.chan_info))
+
+    def release_pending(self, session: Session, channel: str, result: SubscribeResult) -> None:
+        """The subscribe reply is queued: deliver what was published meanwhile, once."""
+        sub = session.subscriptions.get(channel)
+        if sub is None or sub.pending is None:
+            return
+        pending, sub.pending = sub.pending, None
+        last = result.publications[-1].offset if result.publications else result.offset
+        for pub in pending:
+            if sub.recoverable and pub.offset and pub.offset <= last:
+                continue  # the reply carries it already
+            session.push(session.codec.encode(Reply(push=Push(channel=channel, pub=pub))))
+
+    def ping_item(self, codec: Codec) -> bytes:
+        item = self._pings.get(codec)
+        if item is None:
+            item = self._pings[codec] = codec.encode(PING)
+        return item
+
+    # -------------------------------------------------------------- housekeeping
+
+    async def _keep_house(self) -> None:
+        """Close connections that never sent connect; refresh presence entries."""
+        client = self.settings.client
+        period = min(client.stale_timeout, client.presence_ttl / 3) / 2
+        last_presence = time.monotonic()
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for session, accepted in list(self._all.items()):
+                if (
+                    session.state is State.AWAITING_CONNECT
+                    and now - accepted > client.stale_timeout
+                ):
+                    session.close(codes.STALE)
+            if now - last_presence >= client.presence_ttl / 3:
+                last_presence = now
+                await self._refresh_presence()
+
+    async def _refresh_presence(self) -> None:
+        ttl = self.settings.client.presence_ttl
+        for session in list(self.sessions.values()):
+            for channel, sub in list(session.subscriptions.items()):
+                options = self.settings.channels.options_for(channel)
+                if options is not None and options.presence:
+                    try:
+                        await self.presence.add(
+                            channel, session.client_id, session.client_info(sub.chan_info), ttl
+                        )
+                    except Exception:
+                        _log.warning("presence refresh failed", channel=channel)
+
+    def disconnect(self, client_id: str, disconnect: Disconnect = codes.FORCE_DISCONNECT) -> bool:
+        """Close one client's connection; False when it is not connected here."""
+        session = self.sessions.get(client_id)
+        if session is None:
+            return False
+        session.close(disconnect)
+        return True

@@ -1,0 +1,283 @@
+"""One client connection: its protocol state, subscriptions and outgoing queue.
+
+Inbound frames are decoded by the codec and run one command at a time (replies keep
+the order a client expects). Outbound messages are items already encoded by the
+codec; they wait in a queue until the end of the loop turn, when the node flushes
+every session that has something, one frame each (write coalescing). The queue plus
+what the transport still holds is bounded by ``write_buffer_bytes``: a client that
+stops reading is disconnected as "slow" instead of growing the server's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+
+from hubbub.codecs.base import Codec
+from hubbub.errors import ProtocolError, ReplyError
+from hubbub.protocol import codes
+from hubbub.protocol.codes import Disconnect, ErrorCode
+from hubbub.protocol.messages import (
+    ClientInfo,
+    Command,
+    Error,
+    Publication,
+    Reply,
+    raw,
+    request_of,
+)
+from hubbub.protocol.state import Event, State, next_state
+
+if TYPE_CHECKING:
+    from hubbub.core.node import Node
+
+_log = structlog.get_logger(__name__)
+
+
+class Connection(Protocol):
+    """What a session needs from its transport."""
+
+    transport_name: str
+    remote: str
+
+    def write(self, frame: bytes) -> None:
+        """Send one frame (binary or text as the codec says)."""
+        ...
+
+    def buffered_bytes(self) -> int:
+        """Bytes written but not yet taken by the kernel."""
+        ...
+
+    def close(self, disconnect: Disconnect) -> None:
+        """Close with ``disconnect``'s code and reason, after what was written."""
+        ...
+
+
+@dataclass(slots=True)
+class Subscription:
+    """One channel a session is subscribed to."""
+
+    channel: str
+    recoverable: bool = False
+    join_leave: bool = False
+    chan_info: bytes = b""
+    # While the subscribe reply is being prepared live publications wait here, so the
+    # reply goes out first and nothing is lost or doubled around it.
+    pending: list[Publication] | None = field(default_factory=list)
+
+
+class Session:
+    """Server side of one client connection."""
+
+    def __init__(self, node: Node, connection: Connection, codec: Codec) -> None:
+        self.node = node
+        self.connection = connection
+        self.codec = codec
+        self.client_id = str(uuid.uuid4())
+        self.user = ""
+        self.conn_info = b""
+        self.state = State.AWAITING_CONNECT
+        self.subscriptions: dict[str, Subscription] = {}
+        self.missed_pongs = 0
+        self.ponged = True
+        self._queue: list[bytes] = []
+        self._queued_bytes = 0
+        self._inbox: deque[Command] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------------ identity
+
+    def client_info(self, chan_info: bytes = b"") -> ClientInfo:
+
+        return ClientInfo(
+            user=self.user,
+            client=self.client_id,
+            conn_info=raw(self.conn_info),
+            chan_info=raw(chan_info),
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED or self._closing
+
+    # ------------------------------------------------------------------- inbound
+
+    def data_received(self, frame: bytes) -> None:
+        """Decode one transport frame and queue its commands; bad input closes."""
+        if self.closed:
+            return
+        metrics = self.node.metrics
+        try:
+            commands = self.codec.decode(frame, Command)
+        except ProtocolError as exc:
+            _log.info("malformed frame", client=self.client_id, error=str(exc))
+            self.close(exc.disconnect)
+            return
+        metrics.received(len(commands), len(frame))
+        for command in commands:
+            if command.id == 0 and request_of(command) is None:
+                self._on_pong()
+                continue
+            self._inbox.append(command)
+        if self._inbox and self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._drain_inbox())
+
+    def _on_pong(self) -> None:
+        self.node.metrics.command("pong")
+        if self.state is not State.CONNECTED:
+            self.close(codes.BAD_REQUEST)
+            return
+        # A pong with no ping outstanding is tolerated (Centrifuge would close 3501).
+        self.ponged = True
+        self.missed_pongs = 0
+
+    async def _drain_inbox(self) -> None:
+        try:
+            while self._inbox and not self.closed:
+                await self._dispatch(self._inbox.popleft())
+        finally:
+            self._worker = None
+
+    async def _dispatch(self, command: Command) -> None:
+        found = request_of(command)
+        if found is None or (command.id == 0 and found[0] != "send"):
+            self.close(codes.BAD_REQUEST)  # id > 0 with no request, or id 0 on a request
+            return
+        method, request = found
+        self.node.metrics.command(method)
+        if method == "connect":
+            event = Event.CONNECT
+        elif method == "send":
+            event = Event.SEND
+        else:
+            event = Event.COMMAND
+        target = next_state(self.state, event)
+        if target is None:
+            self.close(codes.BAD_REQUEST)
+            return
+        self.state = target
+        try:
+            reply = await self.node.handlers.handle(self, method, request, command.id)
+        except ReplyError as exc:
+            reply = Reply(
+                id=command.id,
+                error=Error(code=exc.code, message=exc.message, temporary=exc.temporary),
+            )
+            self.node.metrics.error(exc.code)
+        except ProtocolError as exc:
+            self.close(exc.disconnect)
+            return
+        except Exception:
+            _log.exception("command failed", client=self.client_id, method=method)
+            reply = Reply(
+                id=command.id,
+                error=Error(
+                    code=int(ErrorCode.INTERNAL), message="internal server error", temporary=True
+                ),
+            )
+            self.node.metrics.error(int(ErrorCode.INTERNAL))
+        if method == "connect" and self.state is State.CONNECTING:
+            ok = reply is not None and reply.error is None
+            self.state = State.CONNECTED if ok else State.UNUSABLE
+            if ok:
+                self.node.on_connected(self)
+        if reply is not None and command.id and not self.closed:
+            self.send_reply(reply)
+            if reply.subscribe is not None:
+                self.node.release_pending(self, request.channel, reply.subscribe)  # type: ignore[attr-defined]
+            elif reply.connect is not None:
+                for channel, result in reply.connect.subs.items():
+                    self.node.release_pending(self, channel, result)
+
+    # ------------------------------------------------------------------ outbound
+
+    def send_reply(self, reply: Reply) -> None:
+        self.push(self.codec.encode(reply))
+
+    def push(self, item: bytes) -> None:
+        """Queue one encoded message; it goes out with the others at the end of the turn."""
+        if self.closed:
+            return
+        if not self._queue:
+            self.node.flusher.mark(self)
+        self._queue.append(item)
+        self._queued_bytes += len(item)
+        if self._queued_bytes > self.node.settings.client.write_buffer_bytes:
+            self._slow()
+
+    def ping(self) -> None:
+        """Heartbeat visit: count a missed pong, drop the client or send a ping."""
+        if self.state is not State.CONNECTED:
+            return
+        if not self.ponged:
+            self.missed_pongs += 1
+            if self.missed_pongs >= self.node.settings.client.max_missed_pongs:
+                self.close(codes.NO_PONG)
+                return
+        self.ponged = False
+        self.push(self.node.ping_item(self.codec))
+
+    def flush(self) -> None:
+        """Write the queued messages as one frame."""
+        if not self._queue:
+            return
+        queue = self._queue
+        self._queue = []
+        nbytes = self._queued_bytes
+        self._queued_bytes = 0
+        frame = self.codec.join(queue)
+        try:
+            self.connection.write(frame)
+        except Exception as exc:  # the socket is gone; the transport reports the loss
+            _log.debug("write failed", client=self.client_id, error=str(exc))
+            self.close(codes.WRITE_ERROR)
+            return
+        self.node.metrics.sent(len(queue), nbytes)
+        if self.connection.buffered_bytes() > self.node.settings.client.write_buffer_bytes:
+            self._slow()
+
+    def _slow(self) -> None:
+        _log.warning(
+            "slow client disconnected",
+            client=self.client_id,
+            user=self.user,
+            limit=self.node.settings.client.write_buffer_bytes,
+        )
+        self._queue.clear()
+        self._queued_bytes = 0
+        self.close(codes.SLOW)
+
+    # ------------------------------------------------------------------- closing
+
+    def close(self, disconnect: Disconnect) -> None:
+        """Flush what is queued, then close the transport with ``disconnect``."""
+        if self.closed:
+            return
+        self._closing = True
+        if self._queue and disconnect is not codes.SLOW:
+            queue, self._queue = self._queue, []
+            self._queued_bytes = 0
+            with contextlib.suppress(Exception):
+                self.connection.write(self.codec.join(queue))
+        self.node.metrics.disconnect(disconnect.code)
+        _log.debug("closing", client=self.client_id, code=disconnect.code, reason=disconnect.reason)
+        self.connection.close(disconnect)
+        self.node.on_closed(self)
+
+    def connection_lost(self) -> None:
+        """The transport is gone (closed by either side): release everything."""
+        if not self._closing:
+            self._closing = True
+            self.node.on_closed(self)
+        self.state = State.CLOSED
+        if self._worker is not None:
+            self._worker.cancel()
+        self._inbox.clear()
+        self._queue.clear()

@@ -1,0 +1,83 @@
+"""Running a node as a server process: ports, signals, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import suppress
+
+import structlog
+
+from hubbub.config import Settings
+from hubbub.core.node import Node
+from hubbub.transports.internal import InternalServer
+from hubbub.transports.websocket import WebSocketServer
+
+_log = structlog.get_logger(__name__)
+
+
+class Server:
+    """A node with its public WebSocket port and its internal operators' port."""
+
+    def __init__(self, settings: Settings, node: Node | None = None) -> None:
+        self.settings = settings
+        self.node = node if node is not None else Node(settings)
+        self._ready = False
+        self.websocket = WebSocketServer(
+            self.node,
+            host=settings.server.host,
+            port=settings.server.port,
+            ready=lambda: self._ready,
+        )
+        self.internal = InternalServer(
+            self.node.metrics,
+            host=settings.server.host,
+            port=settings.server.internal_port,
+            ready=lambda: self._ready,
+        )
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.node.start()
+        await self.websocket.start()
+        await self.internal.start()
+        self._ready = True
+        _log.info(
+            "hubbub listening",
+            websocket=f"ws://{self.settings.server.host}:{self.websocket.port}/connection/websocket",
+            internal=f"http://{self.settings.server.host}:{self.internal.port}",
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, send every client "shutdown, reconnect", wait, close."""
+        if self._stopped.is_set():
+            return
+        self._ready = False
+        _log.info("shutting down", connections=len(self.node.sessions))
+        self.websocket.stop_accepting()
+        await self.node.shutdown()
+        await self.internal.stop()
+        self._stopped.set()
+
+    async def run_until_signal(self) -> None:
+        """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()
+        _log.info("stopped")
+
+
+def run(settings: Settings) -> None:
+    """Run a server in this process on uvloop until a signal stops it."""
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        runner = asyncio.run
+    runner(Server(settings).run_until_signal())

@@ -1,0 +1,217 @@
+"""WebSocket transport on picows: frames in, frames out, nothing else.
+
+Each accepted connection gets a ``_WebSocketConnection``, the listener picows calls
+and the ``Connection`` its session writes to. The upgrade handler routes by path:
+``/connection/websocket`` upgrades, ``/healthz`` and ``/readyz`` answer plain GETs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
+from picows import (
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
+
+from hubbub.codecs.base import Codec
+from hubbub.core.node import Node
+from hubbub.core.session import Session
+from hubbub.protocol import codes
+from hubbub.protocol.codes import Disconnect
+
+WEBSOCKET_PATH = "/connection/websocket"
+CLOSE_GRACE = 5.0
+"""Seconds to wait for the client's close frame before dropping the socket."""
+
+_log = structlog.get_logger(__name__)
+
+
+def enable_keepalive(sock: socket.socket | None) -> None:
+    """TCP keepalive, so half-open connections of vanished hosts are found by the kernel."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 6)
+    except OSError:
+        pass
+
+
+class _WebSocketConnection(WSListener):  # type: ignore[misc]
+    """One WebSocket connection: picows listener and the session's Connection."""
+
+    transport_name = "websocket"
+
+    def __init__(self, node: Node, codec: Codec, remote: str) -> None:
+        self.node = node
+        self.codec = codec
+        self.remote = remote
+        self._msg_type = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
+        self._limit = node.settings.client.max_message_bytes
+        self._fragments: list[bytes] = []
+        self._fragments_size = 0
+        self._transport: WSTransport | None = None
+        self._session: Session | None = None
+
+    # ------------------------------------------------------------ picows callbacks
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self._transport = transport
+        underlying = transport.underlying_transport
+        enable_keepalive(underlying.get_extra_info("socket"))
+        peer = underlying.get_extra_info("peername")
+        if peer:
+            self.remote = f"{peer[0]}:{peer[1]}"
+        self._session = self.node.accept(self, self.codec)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        session = self._session
+        if session is None:
+            return
+        msg_type = frame.msg_type
+        if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
+            if frame.fin and not self._fragments:
+                session.data_received(frame.get_payload_as_bytes())
+            else:
+                self._fragment(session, frame)
+        elif msg_type is WSMsgType.CONTINUATION:
+            self._fragment(session, frame)
+        elif msg_type is WSMsgType.CLOSE:
+            # The client closes: answer its close frame, then let the socket go.
+            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            transport.disconnect()
+
+    def _fragment(self, session: Session, frame: WSFrame) -> None:
+        payload = frame.get_payload_as_bytes()
+        self._fragments.append(payload)
+        self._fragments_size += len(payload)
+        if self._fragments_size > self._limit:
+            self._fragments.clear()
+            session.close(codes.MESSAGE_TOO_BIG)
+            return
+        if frame.fin:
+            message = b"".join(self._fragments)
+            self._fragments.clear()
+            self._fragments_size = 0
+            session.data_received(message)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self._session is not None:
+            self._session.connection_lost()
+
+    # -------------------------------------------------------- session Connection
+
+    def write(self, frame: bytes) -> None:
+        assert self._transport is not None
+        self._transport.send(self._msg_type, frame)
+
+    def buffered_bytes(self) -> int:
+        assert self._transport is not None
+        size: int = self._transport.underlying_transport.get_write_buffer_size()
+        return size
+
+    def close(self, disconnect: Disconnect) -> None:
+        transport = self._transport
+        if transport is None or transport.is_disconnected:
+            return
+        # The disconnect code and reason are the close frame's (PROTOCOL.md §8.4).
+        transport.send_close(disconnect.code, disconnect.reason.encode())  # type: ignore[arg-type]
+        if disconnect is codes.SLOW:
+            transport.disconnect(graceful=False)  # its buffer is full: do not wait on it
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(CLOSE_GRACE, transport.disconnect)
+
+
+def choose_codec(node: Node, request: WSUpgradeRequest) -> tuple[Codec | None, str]:
+    """The codec a client asks for: subprotocol first, then ``?format=``; JSON otherwise."""
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    for name in (p.strip() for p in offered.split(",")):
+        if name:
+            codec = node.codecs.by_subprotocol(name)
+            if codec is not None:
+                return codec, name
+    query = parse_qs(urlsplit(request.path.decode("latin-1")).query)
+    fmt = (query.get("format") or query.get("cf_protocol") or ["json"])[0]
+    try:
+        return node.codecs.get(fmt), ""
+    except KeyError:
+        return None, ""
+
+
+def _plain(status: int, body: bytes) -> WSUpgradeResponseWithListener:
+    if status >= 400:
+        response = WSUpgradeResponse.create_error_response(status, body)
+    else:
+        response = WSUpgradeResponse.create_ok_response(body)
+    return WSUpgradeResponseWithListener(response, None)
+
+
+class WebSocketServer:
+    """The public WebSocket port of a node."""
+
+    def __init__(
+        self, node: Node, *, host: str, port: int, ready: Callable[[], bool] | None = None
+    ) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self._ready = ready or (lambda: True)
+        self._server: asyncio.Server | None = None
+
+    def _route(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener | None:
+        path = urlsplit(request.path.decode("latin-1")).path
+        if path == WEBSOCKET_PATH:
+            codec, subprotocol = choose_codec(self.node, request)
+            if codec is None:
+                return _plain(400, b"unknown format\n")
+            headers = {"Sec-WebSocket-Protocol": subprotocol} if subprotocol else None
+            listener = _WebSocketConnection(self.node, codec, remote="")  # set on connect
+            return WSUpgradeResponseWithListener(
+                WSUpgradeResponse.create_101_response(headers), listener
+            )
+        if path == "/healthz":
+            return _plain(200, b"ok\n")
+        if path == "/readyz":
+            return _plain(200, b"ready\n") if self._ready() else _plain(503, b"not ready\n")
+        return _plain(404, b"not found\n")
+
+    async def start(self) -> None:
+        self._server = await ws_create_server(
+            self._route,
+            self.host,
+            self.port,
+            max_frame_size=self.node.settings.client.max_message_bytes,
+            enable_auto_pong=True,
+            websocket_handshake_timeout=10,
+            reuse_port=True,
+        )
+        sockets = self._server.sockets or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def wait_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+__all__ = ["WEBSOCKET_PATH", "WSCloseCode", "WebSocketServer", "choose_codec"]
