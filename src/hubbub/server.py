@@ -76,8 +76,7 @@ def run(settings: Settings) -> None:
     """Run a server in this process on uvloop until a signal stops it."""
     try:
         import uvloop
-
-        runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        runner = asyncio.run
-    runner(Server(settings).run_until_signal())
+        asyncio.run(Server(settings).run_until_signal())
+    else:
+        uvloop.run(Server(settings).run_until_signal())

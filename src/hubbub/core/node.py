@@ -68,7 +68,8 @@ class Node:
         self.hub = Hub()
         self.flusher = Flusher()
         self.sessions: dict[str, Session] = {}
-        self._all: dict[Session, float] = {}  # every open session → when it was accepted
+        self._all: dict[Session, float] = {}  # sessions not yet closing → when accepted
+        self._open: set[Session] = set()  # sessions whose socket is still there
         self._pings: dict[Codec, bytes] = {}
         self._wheel: TimerWheel[Session] = TimerWheel(
             self.settings.client.ping_interval, Session.ping
@@ -93,8 +94,10 @@ class Node:
         for session in list(self._all):
             session.close(codes.SHUTDOWN)
         deadline = time.monotonic() + timeout
-        while self._all and time.monotonic() < deadline:
+        while self._open and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        if self._open:
+            _log.warning("clients still connected at shutdown", count=len(self._open))
         self._wheel.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -138,12 +141,17 @@ class Node:
         """A transport has a new connection: make its session."""
         session = Session(self, connection, codec)
         self._all[session] = time.monotonic()
+        self._open.add(session)
         self.metrics.connection_opened()
         return session
 
     def on_connected(self, session: Session) -> None:
         self.sessions[session.client_id] = session
         self._wheel.add(session)
+
+    def on_lost(self, session: Session) -> None:
+        """The session's socket is gone."""
+        self._open.discard(session)
 
     def on_closed(self, session: Session) -> None:
         """The session is closing: forget it now, release its channels in the background."""

@@ -276,6 +276,7 @@ class Session:
         if not self._closing:
             self._closing = True
             self.node.on_closed(self)
+        self.node.on_lost(self)
         self.state = State.CLOSED
         if self._worker is not None:
             self._worker.cancel()

@@ -52,7 +52,7 @@ def enable_keepalive(sock: socket.socket | None) -> None:
         pass
 
 
-class _WebSocketConnection(WSListener):  # type: ignore[misc]
+class _WebSocketConnection(WSListener):
     """One WebSocket connection: picows listener and the session's Connection."""
 
     transport_name = "websocket"
@@ -92,8 +92,9 @@ class _WebSocketConnection(WSListener):  # type: ignore[misc]
         elif msg_type is WSMsgType.CONTINUATION:
             self._fragment(session, frame)
         elif msg_type is WSMsgType.CLOSE:
-            # The client closes: answer its close frame, then let the socket go.
-            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            # The client closes, or answers our close: complete the handshake, let go.
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
 
     def _fragment(self, session: Session, frame: WSFrame) -> None:
@@ -201,7 +202,7 @@ class WebSocketServer:
             websocket_handshake_timeout=10,
             reuse_port=True,
         )
-        sockets = self._server.sockets or []
+        sockets = list(self._server.sockets or ())
         if sockets:
             self.port = sockets[0].getsockname()[1]
 

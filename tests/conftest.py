@@ -1,0 +1,56 @@
+"""Shared fixtures: settings, an in-process server on free ports, time units."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hubbub.config import Settings, load_settings
+from hubbub.server import Server
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "chat.yaml"
+
+UNIT = 0.05 * float(os.environ.get("HUBBUB_TEST_TIME_SCALE", "1"))
+"""The unit of every wait in the tests; scale it on a slow machine."""
+
+
+def chat_settings(**overrides: Any) -> Settings:
+    """The example chat config on free ports, with dotted-key overrides."""
+    values: dict[str, Any] = {"server.port": 0, "server.internal_port": 0}
+    values.update(overrides)
+    return load_settings(EXAMPLE, overrides=values, environ={})
+
+
+ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[ServerFactory]:
+    """Start in-process servers (example chat config, free ports); stopped at teardown."""
+    servers: list[Server] = []
+
+    async def start(settings: Settings | None = None, **overrides: Any) -> Server:
+        server = Server(settings if settings is not None else chat_settings(**overrides))
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def server(start_server: ServerFactory) -> Server:
+    """One in-process server on the example chat config."""
+    return await start_server()
+
+
+def ws_url(server: Server, query: str = "") -> str:
+    url = f"ws://127.0.0.1:{server.websocket.port}/connection/websocket"
+    return f"{url}?{query}" if query else url
