@@ -196,6 +196,7 @@ class ClientSettings(_Section):
     history_max_limit: PositiveInt = 300
     recovery_max_limit: PositiveInt = 300
     presence_ttl: PositiveDuration = 60.0
+    expiry_grace: Duration = 25.0
 
 
 class ChannelOptions(_Section):

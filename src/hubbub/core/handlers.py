@@ -6,11 +6,13 @@ One method per command; each returns the ``Reply`` (or None for ``send``) or rai
 
 from __future__ import annotations
 
+import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from hubbub.config import ChannelOptions
 from hubbub.core.channels import allowed_users, is_valid_name
-from hubbub.core.hooks import ClientContext, Credentials, Deny
+from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny
 from hubbub.core.session import Session, Subscription
 from hubbub.engines.base import HistoryOptions
 from hubbub.errors import EngineError, ProtocolError, ReplyError
@@ -21,6 +23,8 @@ from hubbub.protocol.messages import (
     ConnectResult,
     HistoryRequest,
     HistoryResult,
+    PingRequest,
+    PingResult,
     PresenceRequest,
     PresenceResult,
     PresenceStatsRequest,
@@ -58,6 +62,16 @@ def _engine_failure(exc: EngineError) -> ReplyError:
     return ReplyError(ErrorCode.INTERNAL, "internal server error", temporary=True)
 
 
+def _ttl(expire_at: float) -> tuple[bool, int]:
+    """(expires, ttl seconds) for the result of a connect, subscribe or refresh."""
+    if not expire_at:
+        return False, 0
+    remaining = expire_at - time.time()
+    if remaining <= 0:
+        raise ReplyError(ErrorCode.TOKEN_EXPIRED)
+    return True, max(1, math.ceil(remaining))
+
+
 def history_options(options: ChannelOptions) -> HistoryOptions | None:
     if options.history_size > 0 and options.history_ttl > 0:
         return HistoryOptions(size=options.history_size, ttl=options.history_ttl)
@@ -81,6 +95,7 @@ class Handlers:
             "send": self.send,
             "refresh": self.refresh,
             "sub_refresh": self.sub_refresh,
+            "ping": self.ping,
         }
 
     async def handle(self, session: Session, method: str, request: Any, cid: int) -> Reply | None:
@@ -122,6 +137,8 @@ class Handlers:
             raise ReplyError(ErrorCode.UNAUTHORIZED)
         session.user = credentials.user
         session.conn_info = credentials.info
+        expires, ttl = _ttl(credentials.expire_at)
+        session.expire_at = credentials.expire_at
         ping = node.settings.client.ping_interval
         result = ConnectResult(
             client=session.client_id,
@@ -130,6 +147,8 @@ class Handlers:
             # The protocol announces whole seconds; sub-second intervals (tests) round up.
             ping=max(1, round(ping)),
             pong=True,
+            expires=expires,
+            ttl=ttl,
         )
         if req.subs or credentials.channels:
             result.subs = await self._server_side_subs(session, req, credentials.channels)
@@ -163,23 +182,22 @@ class Handlers:
         users = allowed_users(channel)
         if users is not None and session.user not in users:
             raise ReplyError(ErrorCode.PERMISSION_DENIED)
-        chan_info = b""
         hook = self.node.hooks.on_subscribe
         if hook is not None:
             decision = await hook(self.context(session), channel, req)
             if isinstance(decision, Deny):
                 raise _deny(decision)
-            chan_info = decision.info
-            data = decision.data
         elif options.allow_subscribe or users is not None:
-            data = b""
+            decision = Allow()
         else:
             raise ReplyError(ErrorCode.PERMISSION_DENIED)
+        expires, ttl = _ttl(decision.expire_at)
         if channel in session.subscriptions:  # a concurrent subscribe won the race
             raise ReplyError(ErrorCode.ALREADY_SUBSCRIBED)
-        result = await self._establish(session, channel, req, options, chan_info)
-        if data:
-            result.data = raw(data)
+        result = await self._establish(session, channel, req, options, decision.info)
+        session.subscriptions[channel].expire_at = decision.expire_at
+        result.data = raw(decision.data)
+        result.expires, result.ttl = expires, ttl
         return result
 
     async def _establish(
@@ -350,13 +368,41 @@ class Handlers:
         return None
 
     async def refresh(self, session: Session, req: RefreshRequest) -> RefreshResult:
-        # Connections never expire yet (no connection tokens), so there is nothing to
-        # refresh: Centrifuge closes such a connection with 3501, and so do we.
-        raise ProtocolError("refresh on a connection that does not expire")
+        hook = self.node.hooks.on_refresh
+        if not session.expire_at or hook is None:
+            # Only expiring connections refresh; Centrifuge closes others with 3501.
+            raise ProtocolError("refresh on a connection that does not expire")
+        if not req.token:
+            raise ProtocolError("refresh without a token")
+        decision = await hook(self.context(session), req)
+        if isinstance(decision, Disconnect):
+            raise ProtocolError("refresh refused", decision)
+        if isinstance(decision, Deny):
+            raise _deny(decision)
+        expires, ttl = _ttl(decision.expire_at)
+        session.expire_at = decision.expire_at
+        return RefreshResult(
+            client=session.client_id, version=SERVER_VERSION, expires=expires, ttl=ttl
+        )
 
     async def sub_refresh(self, session: Session, req: SubRefreshRequest) -> SubRefreshResult:
         if not req.channel:
             raise ProtocolError("empty channel")
-        if req.channel not in session.subscriptions:
+        sub = session.subscriptions.get(req.channel)
+        if sub is None:
             raise ReplyError(ErrorCode.PERMISSION_DENIED)
-        return SubRefreshResult()
+        hook = self.node.hooks.on_sub_refresh
+        if hook is None or not sub.expire_at:
+            raise ReplyError(ErrorCode.NOT_AVAILABLE)
+        if not req.token:
+            raise ReplyError(ErrorCode.BAD_REQUEST)
+        decision = await hook(self.context(session), req.channel, req)
+        if isinstance(decision, Deny):
+            raise _deny(decision)
+        expires, ttl = _ttl(decision.expire_at)
+        sub.expire_at = decision.expire_at
+        return SubRefreshResult(expires=expires, ttl=ttl)
+
+    async def ping(self, session: Session, req: PingRequest) -> PingResult:
+        """Answered, unlike Centrifuge (which closes 3501): harmless and handy for probes."""
+        return PingResult()

@@ -12,7 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hubbub.protocol.codes import ERROR_MESSAGES, Disconnect, ErrorCode
-from hubbub.protocol.messages import ConnectRequest, PublishRequest, SubscribeRequest
+from hubbub.protocol.messages import (
+    ConnectRequest,
+    PublishRequest,
+    RefreshRequest,
+    SubRefreshRequest,
+    SubscribeRequest,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +28,8 @@ class Allow:
     data: bytes = b""
     info: bytes = b""
     """conn_info for connect, chan_info for subscribe: shown in presence and join/leave."""
+    expire_at: float = 0.0
+    """Unix time when the credentials run out (0: never); the client must refresh before."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,8 @@ class ClientContext:
 OnConnecting = Callable[[ClientContext, ConnectRequest], Awaitable[Credentials | Deny | Disconnect]]
 OnSubscribe = Callable[[ClientContext, str, SubscribeRequest], Awaitable[Allow | Deny]]
 OnPublish = Callable[[ClientContext, str, PublishRequest], Awaitable[Allow | Deny]]
+OnRefresh = Callable[[ClientContext, RefreshRequest], Awaitable[Credentials | Deny | Disconnect]]
+OnSubRefresh = Callable[[ClientContext, str, SubRefreshRequest], Awaitable[Allow | Deny]]
 RpcHandler = Callable[[ClientContext, bytes], Awaitable[bytes | Deny]]
 OnSend = Callable[[ClientContext, bytes], Awaitable[None]]
 
@@ -75,4 +85,6 @@ class Hooks:
     on_subscribe: OnSubscribe | None = None
     on_publish: OnPublish | None = None
     on_send: OnSend | None = None
+    on_refresh: OnRefresh | None = None
+    on_sub_refresh: OnSubRefresh | None = None
     rpc: dict[str, RpcHandler] = field(default_factory=dict)

@@ -26,7 +26,7 @@ from hubbub.engines.registry import create_broker, create_presence
 from hubbub.errors import ReplyError
 from hubbub.observability.metrics import Metrics
 from hubbub.protocol import codes
-from hubbub.protocol.codes import Disconnect, ErrorCode
+from hubbub.protocol.codes import UNSUBSCRIBE_REASONS, Disconnect, ErrorCode, UnsubscribeCode
 from hubbub.protocol.messages import (
     PING,
     ClientInfo,
@@ -35,6 +35,7 @@ from hubbub.protocol.messages import (
     Reply,
     StreamPosition,
     SubscribeResult,
+    Unsubscribe,
     raw,
 )
 from hubbub.protocol.state import State
@@ -238,6 +239,16 @@ class Node:
                         )
                     except Exception:
                         _log.warning("presence refresh failed", channel=channel)
+
+    def unsubscribe(
+        self, session: Session, channel: str, code: UnsubscribeCode = UnsubscribeCode.SERVER
+    ) -> None:
+        """End one subscription from the server side: an Unsubscribe push, then release."""
+        if channel not in session.subscriptions:
+            return
+        push = Unsubscribe(code=int(code), reason=UNSUBSCRIBE_REASONS[code])
+        session.push(session.codec.encode(Reply(push=Push(channel=channel, unsubscribe=push))))
+        asyncio.get_running_loop().create_task(self.remove_subscriber(session, channel))
 
     def disconnect(self, client_id: str, disconnect: Disconnect = codes.FORCE_DISCONNECT) -> bool:
         """Close one client's connection; False when it is not connected here."""

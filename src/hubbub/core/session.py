@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import structlog
 from hubbub.codecs.base import Codec
 from hubbub.errors import ProtocolError, ReplyError
 from hubbub.protocol import codes
-from hubbub.protocol.codes import Disconnect, ErrorCode
+from hubbub.protocol.codes import Disconnect, ErrorCode, UnsubscribeCode
 from hubbub.protocol.messages import (
     ClientInfo,
     Command,
@@ -67,6 +68,7 @@ class Subscription:
     recoverable: bool = False
     join_leave: bool = False
     chan_info: bytes = b""
+    expire_at: float = 0.0
     # While the subscribe reply is being prepared live publications wait here, so the
     # reply goes out first and nothing is lost or doubled around it.
     pending: list[Publication] | None = field(default_factory=list)
@@ -82,6 +84,7 @@ class Session:
         self.client_id = str(uuid.uuid4())
         self.user = ""
         self.conn_info = b""
+        self.expire_at = 0.0  # unix time the credentials run out; 0 = never
         self.state = State.AWAITING_CONNECT
         self.subscriptions: dict[str, Subscription] = {}
         self.missed_pongs = 0
@@ -213,8 +216,11 @@ class Session:
             self._slow()
 
     def ping(self) -> None:
-        """Heartbeat visit: count a missed pong, drop the client or send a ping."""
+        """Heartbeat visit: expire, count a missed pong, drop the client or send a ping."""
         if self.state is not State.CONNECTED:
+            return
+        expiring = self.expire_at or any(s.expire_at for s in self.subscriptions.values())
+        if expiring and self._expire(time.time()):
             return
         if not self.ponged:
             self.missed_pongs += 1
@@ -223,6 +229,17 @@ class Session:
                 return
         self.ponged = False
         self.push(self.node.ping_item(self.codec))
+
+    def _expire(self, now: float) -> bool:
+        """Close or unsubscribe what was not refreshed in time; True when closed."""
+        grace = self.node.settings.client.expiry_grace
+        if self.expire_at and now > self.expire_at + grace:
+            self.close(codes.CONNECTION_EXPIRED)
+            return True
+        for sub in list(self.subscriptions.values()):
+            if sub.expire_at and now > sub.expire_at + grace:
+                self.node.unsubscribe(self, sub.channel, UnsubscribeCode.EXPIRED)
+        return False
 
     def flush(self) -> None:
         """Write the queued messages as one frame."""

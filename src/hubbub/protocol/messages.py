@@ -168,6 +168,7 @@ REQUEST_FIELDS: tuple[str, ...] = (
     "send",
     "refresh",
     "sub_refresh",
+    "ping",
 )
 
 # ------------------------------------------------------------------------------ results
