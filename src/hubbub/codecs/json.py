@@ -12,6 +12,15 @@ from hubbub.errors import ProtocolError
 from hubbub.protocol.messages import Command, Reply
 
 
+def is_json(payload: bytes) -> bool:
+    """True when ``payload`` is one valid JSON value, so it can be embedded verbatim."""
+    try:
+        msgspec.json.decode(payload, type=msgspec.Raw)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
 class JsonCodec:
     """The Centrifuge JSON format: proto field names, ``bytes`` as embedded JSON."""
 

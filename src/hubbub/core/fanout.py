@@ -8,9 +8,13 @@ loop turn (``Flusher``), so a burst of publications reaches a client as one fram
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from hubbub.codecs.base import Codec
+from hubbub.codecs.json import is_json
+from hubbub.observability.metrics import Metrics
+from hubbub.protocol import codes
 from hubbub.protocol.messages import ClientInfo, Join, Leave, Publication, Push, Reply
 
 if TYPE_CHECKING:
@@ -40,8 +44,9 @@ class Flusher:
 class Hub:
     """Local subscribers by channel; implements the broker's event handler."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics) -> None:
         self._channels: dict[str, dict[Session, Subscription]] = {}
+        self._metrics = metrics
 
     def add(self, session: Session, sub: Subscription) -> bool:
         """Add a subscriber; True when it is the channel's first on this node."""
@@ -75,19 +80,27 @@ class Hub:
         subscribers = self._channels.get(channel)
         if not subscribers:
             return
-        encoded: dict[Codec, bytes] = {}
+        if pub.time:
+            self._metrics.delivered(max(0.0, time.time() - pub.time / 1000))
+        encoded: dict[Codec, bytes | None] = {}
         reply: Reply | None = None
         for session, sub in subscribers.items():
             if sub.pending is not None:
                 sub.pending.append(pub)
                 continue
             codec = session.codec
-            item = encoded.get(codec)
-            if item is None:
+            if codec in encoded:
+                item = encoded[codec]
+            else:
                 if reply is None:
                     reply = Reply(push=Push(channel=channel, pub=pub))
-                item = encoded[codec] = codec.encode(reply)
-            session.push(item)
+                # Binary data (from a Protobuf publisher) cannot travel in JSON text.
+                ok = codec.binary or not pub.data or is_json(pub.data)
+                item = encoded[codec] = codec.encode(reply) if ok else None
+            if item is None:
+                session.close(codes.INAPPROPRIATE_PROTOCOL)
+            else:
+                session.push(item)
 
     def on_join(self, channel: str, info: ClientInfo) -> None:
         self._presence_push(channel, Reply(push=Push(channel=channel, join=Join(info=info))))

@@ -66,7 +66,7 @@ class Node:
         self.metrics = metrics if metrics is not None else Metrics()
         self.hooks = hooks if hooks is not None else Hooks()
         self.handlers = Handlers(self)
-        self.hub = Hub()
+        self.hub = Hub(self.metrics)
         self.flusher = Flusher()
         self.sessions: dict[str, Session] = {}
         self._all: dict[Session, float] = {}  # sessions not yet closing → when accepted
