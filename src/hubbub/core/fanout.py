@@ -11,14 +11,30 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+import structlog
+
 from hubbub.codecs.base import Codec
 from hubbub.codecs.json import is_json
 from hubbub.observability.metrics import Metrics
 from hubbub.protocol import codes
 from hubbub.protocol.messages import ClientInfo, Join, Leave, Publication, Push, Reply
 
+_log = structlog.get_logger(__name__)
+
 if TYPE_CHECKING:
     from hubbub.core.session import Session, Subscription
+
+
+def fits(codec: Codec, pub: Publication) -> bool:
+    """Can ``pub`` travel over ``codec``? Binary data cannot be embedded in JSON text."""
+    return codec.binary or not pub.data or is_json(pub.data)
+
+
+def push_item(codec: Codec, channel: str, pub: Publication) -> bytes | None:
+    """One publication push encoded for ``codec``; None when its payload does not fit."""
+    if not fits(codec, pub):
+        return None
+    return codec.encode(Reply(push=Push(channel=channel, pub=pub)))
 
 
 class Flusher:
@@ -38,7 +54,10 @@ class Flusher:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
         for session in dirty:
-            session.flush()
+            try:
+                session.flush()
+            except Exception:  # one broken session must not stall the others
+                _log.exception("flush failed", client=session.client_id)
 
 
 class Hub:
@@ -83,7 +102,6 @@ class Hub:
         if pub.time:
             self._metrics.delivered(max(0.0, time.time() - pub.time / 1000))
         encoded: dict[Codec, bytes | None] = {}
-        reply: Reply | None = None
         for session, sub in subscribers.items():
             if sub.pending is not None:
                 sub.pending.append(pub)
@@ -92,11 +110,7 @@ class Hub:
             if codec in encoded:
                 item = encoded[codec]
             else:
-                if reply is None:
-                    reply = Reply(push=Push(channel=channel, pub=pub))
-                # Binary data (from a Protobuf publisher) cannot travel in JSON text.
-                ok = codec.binary or not pub.data or is_json(pub.data)
-                item = encoded[codec] = codec.encode(reply) if ok else None
+                item = encoded[codec] = push_item(codec, channel, pub)
             if item is None:
                 session.close(codes.INAPPROPRIATE_PROTOCOL)
             else:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hubbub.config import ChannelOptions
 from hubbub.core.channels import allowed_users, is_valid_name
+from hubbub.core.fanout import fits
 from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny
 from hubbub.core.session import Session, Subscription
 from hubbub.engines.base import HistoryOptions
@@ -29,6 +30,7 @@ from hubbub.protocol.messages import (
     PresenceResult,
     PresenceStatsRequest,
     PresenceStatsResult,
+    Publication,
     PublishRequest,
     PublishResult,
     RefreshRequest,
@@ -60,6 +62,12 @@ def _deny(decision: Deny) -> ReplyError:
 
 def _engine_failure(exc: EngineError) -> ReplyError:
     return ReplyError(ErrorCode.INTERNAL, "internal server error", temporary=True)
+
+
+def _check_payloads(session: Session, pubs: list[Publication]) -> None:
+    """A JSON client cannot be sent binary payloads: Centrifuge closes it with 3506."""
+    if not all(fits(session.codec, pub) for pub in pubs):
+        raise ProtocolError("binary payload for a JSON client", codes.INAPPROPRIATE_PROTOCOL)
 
 
 def _ttl(expire_at: float) -> tuple[bool, int]:
@@ -223,7 +231,7 @@ class Handlers:
             await node.add_subscriber(session, sub)
             result = SubscribeResult(was_recovering=req.recover)
             if recoverable:
-                await self._position(channel, req, result, history)
+                await self._position(session, channel, req, result)
             if options.presence:
                 info = session.client_info(chan_info)
                 await node.presence.add(
@@ -240,11 +248,7 @@ class Handlers:
         return result
 
     async def _position(
-        self,
-        channel: str,
-        req: SubscribeRequest,
-        result: SubscribeResult,
-        history: HistoryOptions | None,
+        self, session: Session, channel: str, req: SubscribeRequest, result: SubscribeResult
     ) -> None:
         node = self.node
         limits = node.settings.client
@@ -272,6 +276,7 @@ class Handlers:
         result.offset = outcome.offset
         result.recovered = outcome.recovered
         result.publications = outcome.publications
+        _check_payloads(session, outcome.publications)
 
     async def unsubscribe(self, session: Session, req: UnsubscribeRequest) -> UnsubscribeResult:
         if not req.channel:
@@ -347,6 +352,7 @@ class Handlers:
             raise _engine_failure(exc) from exc
         if since is not None and since.epoch and since.epoch != top.epoch:
             raise ReplyError(ErrorCode.UNRECOVERABLE_POSITION)
+        _check_payloads(session, pubs)
         return HistoryResult(publications=pubs, epoch=top.epoch, offset=top.offset)
 
     # ------------------------------------------------------------ rpc, send, misc

@@ -32,6 +32,7 @@ class TimerWheel(Generic[T]):
 
     def add(self, item: T) -> None:
         """Register ``item``; its first visit comes one full interval from now."""
+        self.discard(item)
         slot = (self._cursor - 1) % len(self._slots)
         self._slots[slot][item] = None
         self._where[item] = slot
@@ -49,7 +50,8 @@ class TimerWheel(Generic[T]):
         bucket = self._slots[self._cursor]
         self._cursor = (self._cursor + 1) % len(self._slots)
         for item in list(bucket):
-            self._visit(item)
+            if item in bucket:  # an earlier visit may have discarded it
+                self._visit(item)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()

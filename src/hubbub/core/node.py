@@ -16,7 +16,7 @@ import structlog
 from hubbub.codecs.base import Codec
 from hubbub.codecs.registry import CodecRegistry, default_registry
 from hubbub.config import ChannelOptions, Settings
-from hubbub.core.fanout import Flusher, Hub
+from hubbub.core.fanout import Flusher, Hub, push_item
 from hubbub.core.handlers import Handlers, history_options
 from hubbub.core.heartbeat import TimerWheel
 from hubbub.core.hooks import Hooks, RpcHandler
@@ -199,7 +199,11 @@ class Node:
         for pub in pending:
             if sub.recoverable and pub.offset and pub.offset <= last:
                 continue  # the reply carries it already
-            session.push(session.codec.encode(Reply(push=Push(channel=channel, pub=pub))))
+            item = push_item(session.codec, channel, pub)
+            if item is None:
+                session.close(codes.INAPPROPRIATE_PROTOCOL)
+                return
+            session.push(item)
 
     def ping_item(self, codec: Codec) -> bytes:
         item = self._pings.get(codec)

@@ -93,12 +93,11 @@ class Session:
         self._queued_bytes = 0
         self._inbox: deque[Command] = deque()
         self._worker: asyncio.Task[None] | None = None
-        self._closing = False
+        self._backlog = 0  # what the transport still held after the last flush
 
     # ------------------------------------------------------------------ identity
 
     def client_info(self, chan_info: bytes = b"") -> ClientInfo:
-
         return ClientInfo(
             user=self.user,
             client=self.client_id,
@@ -108,7 +107,16 @@ class Session:
 
     @property
     def closed(self) -> bool:
-        return self.state is State.CLOSED or self._closing
+        return self.state is State.CLOSED
+
+    def _move(self, event: Event) -> bool:
+        """Apply ``event`` through the state table; False (and close 3501) when illegal."""
+        target = next_state(self.state, event)
+        if target is None:
+            self.close(codes.BAD_REQUEST)
+            return False
+        self.state = target
+        return True
 
     # ------------------------------------------------------------------- inbound
 
@@ -125,8 +133,11 @@ class Session:
             return
         metrics.received(len(commands), len(frame))
         for command in commands:
-            if command.id == 0 and request_of(command) is None:
+            # Any id-0 command but send is a pong; its request, if any, is ignored (§5).
+            if command.id == 0 and command.send is None:
                 self._on_pong()
+                if self.closed:
+                    return
                 continue
             self._inbox.append(command)
         if self._inbox and self._worker is None:
@@ -134,8 +145,7 @@ class Session:
 
     def _on_pong(self) -> None:
         self.node.metrics.command("pong")
-        if self.state is not State.CONNECTED:
-            self.close(codes.BAD_REQUEST)
+        if not self._move(Event.PONG):
             return
         # A pong with no ping outstanding is tolerated (Centrifuge would close 3501).
         self.ponged = True
@@ -150,8 +160,8 @@ class Session:
 
     async def _dispatch(self, command: Command) -> None:
         found = request_of(command)
-        if found is None or (command.id == 0 and found[0] != "send"):
-            self.close(codes.BAD_REQUEST)  # id > 0 with no request, or id 0 on a request
+        if found is None:
+            self.close(codes.BAD_REQUEST)  # an id but no request
             return
         method, request = found
         self.node.metrics.command(method)
@@ -161,11 +171,8 @@ class Session:
             event = Event.SEND
         else:
             event = Event.COMMAND
-        target = next_state(self.state, event)
-        if target is None:
-            self.close(codes.BAD_REQUEST)
+        if not self._move(event):
             return
-        self.state = target
         try:
             reply = await self.node.handlers.handle(self, method, request, command.id)
         except ReplyError as exc:
@@ -188,7 +195,7 @@ class Session:
             self.node.metrics.error(int(ErrorCode.INTERNAL))
         if method == "connect" and self.state is State.CONNECTING:
             ok = reply is not None and reply.error is None
-            self.state = State.CONNECTED if ok else State.UNUSABLE
+            self._move(Event.CONNECT_OK if ok else Event.CONNECT_ERROR)
             if ok:
                 self.node.on_connected(self)
         if reply is not None and command.id and not self.closed:
@@ -212,7 +219,7 @@ class Session:
             self.node.flusher.mark(self)
         self._queue.append(item)
         self._queued_bytes += len(item)
-        if self._queued_bytes > self.node.settings.client.write_buffer_bytes:
+        if self._queued_bytes + self._backlog > self.node.settings.client.write_buffer_bytes:
             self._slow()
 
     def ping(self) -> None:
@@ -257,7 +264,8 @@ class Session:
             self.close(codes.WRITE_ERROR)
             return
         self.node.metrics.sent(len(queue), nbytes)
-        if self.connection.buffered_bytes() > self.node.settings.client.write_buffer_bytes:
+        self._backlog = self.connection.buffered_bytes()
+        if self._backlog > self.node.settings.client.write_buffer_bytes:
             self._slow()
 
     def _slow(self) -> None:
@@ -277,7 +285,10 @@ class Session:
         """Flush what is queued, then close the transport with ``disconnect``."""
         if self.closed:
             return
-        self._closing = True
+        self.state = State.CLOSED
+        worker = self._worker
+        if worker is not None and worker is not asyncio.current_task():
+            worker.cancel()  # a command in flight must not subscribe a closed session
         if self._queue and disconnect is not codes.SLOW:
             queue, self._queue = self._queue, []
             self._queued_bytes = 0
@@ -290,11 +301,10 @@ class Session:
 
     def connection_lost(self) -> None:
         """The transport is gone (closed by either side): release everything."""
-        if not self._closing:
-            self._closing = True
+        if not self.closed:
+            self.state = State.CLOSED
             self.node.on_closed(self)
         self.node.on_lost(self)
-        self.state = State.CLOSED
         if self._worker is not None:
             self._worker.cancel()
         self._inbox.clear()

@@ -1,0 +1,265 @@
+"""Tests for hubbub.core.node: session bookkeeping, heartbeats, releases, disconnects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from conftest import chat_settings
+
+from hubbub.core.node import Node
+from hubbub.core.session import Session, Subscription
+from hubbub.errors import ReplyError
+from hubbub.protocol import codes
+from hubbub.protocol.codes import UnsubscribeCode
+from hubbub.protocol.messages import Publication, SubscribeResult, raw
+
+from .fakes import CODEC, Client, Gate, connected, pubs_of, turns
+
+ROOM = "chat:room"
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[Node]:
+    """A started node on the example chat config (memory engines)."""
+    node = Node(chat_settings())
+    await node.start()
+    yield node
+    await node.shutdown(0)
+    await turns()
+
+
+async def subscribed(node: Node, channel: str = ROOM) -> Client:
+    """A connected client subscribed to ``channel``, with the replies taken."""
+    client = await connected(node)
+    reply = await client.call("subscribe", {"channel": channel})
+    assert reply.subscribe is not None
+    client.conn.take()
+    return client
+
+
+# ---------------------------------------------------------------------- bookkeeping
+
+
+async def test_accepted_session_is_known_only_after_connect(node: Node) -> None:
+    """node.sessions lists connected clients by id; an accepted one is not there yet."""
+    client = Client(node)
+    assert client.session.client_id not in node.sessions
+    await client.connect()
+    assert node.sessions[client.session.client_id] is client.session
+
+
+async def test_heartbeat_wheel_pings_connected_sessions_once_per_interval(node: Node) -> None:
+    """A full turn of the node's wheel pings each connected session exactly once."""
+    clients = [await connected(node) for _ in range(3)]
+    never_connected = Client(node)
+    wheel = node._wheel
+    for _ in range(len(wheel._slots)):
+        wheel.advance()
+    await turns()
+    assert all(c.conn.frames == [b"{}"] for c in clients)
+    assert never_connected.conn.frames == []
+
+
+async def test_closed_session_leaves_the_wheel_and_the_session_table(node: Node) -> None:
+    """After a close the session is neither pinged nor listed."""
+    client = await connected(node)
+    client.session.close(codes.FORCE_RECONNECT)
+    assert client.session.client_id not in node.sessions
+    assert len(node._wheel) == 0
+
+
+async def test_ping_item_is_encoded_once_per_codec(node: Node) -> None:
+    """Every ping on a codec is the same cached bytes: `{}` for JSON."""
+    assert node.ping_item(CODEC) == b"{}"
+    assert node.ping_item(CODEC) is node.ping_item(CODEC)
+
+
+# -------------------------------------------------------------------------- publish
+
+
+async def test_publish_returns_increasing_offsets_in_one_epoch(node: Node) -> None:
+    """Publishing in a history namespace stamps offsets 1, 2, ... of one epoch."""
+    first = await node.publish(ROOM, b'{"n":1}')
+    second = await node.publish(ROOM, b'{"n":2}')
+    assert (first.offset, second.offset) == (1, 2)
+    assert first.epoch == second.epoch != ""
+
+
+async def test_publish_to_an_unknown_namespace_is_102(node: Node) -> None:
+    """A channel of a namespace the config does not define is error 102."""
+    with pytest.raises(ReplyError) as caught:
+        await node.publish("nowhere:x", b"{}")
+    assert caught.value.code == 102
+
+
+async def test_publish_reaches_every_local_subscriber(node: Node) -> None:
+    """A server-side publish is pushed to each subscriber with its offset."""
+    clients = [await subscribed(node) for _ in range(3)]
+    await node.publish(ROOM, b'{"n":1}')
+    await turns()
+    assert all(pubs_of(c.conn.replies(), ROOM) == [1] for c in clients)
+
+
+# ------------------------------------------------------------------- release_pending
+
+
+def pending_subscription(
+    session_channel: str, offsets: list[int], *, recoverable: bool
+) -> Subscription:
+    """A subscription still holding publications with these offsets."""
+    return Subscription(
+        session_channel,
+        recoverable=recoverable,
+        pending=[Publication(data=raw(b'{"o":%d}' % o), offset=o) for o in offsets],
+    )
+
+
+async def test_release_pending_drops_what_the_reply_already_carries(node: Node) -> None:
+    """Held publications at or before the reply's last offset are not pushed again."""
+    client = await connected(node)
+    sub = pending_subscription(ROOM, [3, 4, 5, 6], recoverable=True)
+    client.session.subscriptions[ROOM] = sub
+    result = SubscribeResult(offset=2, publications=[Publication(offset=3), Publication(offset=4)])
+    node.release_pending(client.session, ROOM, result)
+    await turns()
+    assert pubs_of(client.conn.replies(), ROOM) == [5, 6]
+    assert sub.pending is None
+
+
+async def test_release_pending_without_replay_starts_after_the_reply_offset(node: Node) -> None:
+    """With no publications in the reply, the reply's offset is the cut."""
+    client = await connected(node)
+    client.session.subscriptions[ROOM] = pending_subscription(ROOM, [4, 5], recoverable=True)
+    node.release_pending(client.session, ROOM, SubscribeResult(offset=4))
+    await turns()
+    assert pubs_of(client.conn.replies(), ROOM) == [5]
+
+
+async def test_release_pending_of_a_non_recoverable_subscription_sends_all(node: Node) -> None:
+    """Without positions nothing can be deduplicated: every held publication goes out."""
+    client = await connected(node)
+    client.session.subscriptions[ROOM] = pending_subscription(ROOM, [4, 5], recoverable=False)
+    node.release_pending(client.session, ROOM, SubscribeResult(offset=4))
+    await turns()
+    assert pubs_of(client.conn.replies(), ROOM) == [4, 5]
+
+
+async def test_release_pending_happens_once(node: Node) -> None:
+    """A second release is a no-op, and later publications go straight to the queue."""
+    client = await connected(node)
+    client.session.subscriptions[ROOM] = pending_subscription(ROOM, [1], recoverable=False)
+    node.release_pending(client.session, ROOM, SubscribeResult())
+    node.release_pending(client.session, ROOM, SubscribeResult())
+    await turns()
+    assert pubs_of(client.conn.replies(), ROOM) == [1]
+
+
+async def test_binary_publication_held_during_subscribe_is_not_written_as_json(
+    node: Node,
+) -> None:
+    """A non-JSON payload held for a JSON subscriber closes it with 3506, as live ones do."""
+    client = await connected(node)
+    sub = Subscription(ROOM, pending=[Publication(data=raw(b"\x00\xff"), offset=1)])
+    client.session.subscriptions[ROOM] = sub
+    node.release_pending(client.session, ROOM, SubscribeResult())
+    await turns()
+    assert client.conn.frames == []
+    assert client.conn.closed_with == codes.INAPPROPRIATE_PROTOCOL
+
+
+# ----------------------------------------------------------------- closing, releasing
+
+
+async def test_disconnect_unknown_client_is_false(node: Node) -> None:
+    """Node.disconnect of an id not connected here returns False and closes nothing."""
+    client = Client(node)  # accepted, never connected
+    assert node.disconnect(client.session.client_id) is False
+    assert node.disconnect("no-such-client") is False
+    assert client.conn.closes == []
+
+
+async def test_disconnect_with_a_custom_code(node: Node) -> None:
+    """Node.disconnect passes the given Disconnect to the transport."""
+    client = await connected(node)
+    bye = codes.Disconnect(4500, "banned")
+    assert node.disconnect(client.session.client_id, bye) is True
+    assert client.conn.closes == [bye]
+
+
+async def test_close_releases_subscriptions_and_tells_the_others(node: Node) -> None:
+    """A closed session leaves its channels: hub, presence, and a leave push to others."""
+    staying = await subscribed(node)
+    leaving = await subscribed(node)
+    staying.conn.take()  # the join of `leaving`
+    assert node.hub.subscribers(ROOM) == 2
+    leaving.session.close(codes.FORCE_RECONNECT)
+    await turns(5)
+    assert node.hub.subscribers(ROOM) == 1
+    assert leaving.session.client_id not in await node.presence.presence(ROOM)
+    (leave,) = staying.conn.replies()
+    assert leave.push is not None
+    assert leave.push.leave is not None
+    assert leave.push.leave.info.client == leaving.session.client_id
+
+
+async def test_subscriber_sees_joins_of_later_subscribers(node: Node) -> None:
+    """In a join_leave namespace a new subscriber's join reaches the existing ones."""
+    first = await subscribed(node)
+    second = await subscribed(node)
+    (join,) = first.conn.replies()
+    assert join.push is not None
+    assert join.push.join is not None
+    assert join.push.join.info.client == second.session.client_id
+
+
+async def test_server_unsubscribe_pushes_2000_then_releases(node: Node) -> None:
+    """Node.unsubscribe sends an Unsubscribe push with code 2000 and drops the subscription."""
+    client = await subscribed(node)
+    node.unsubscribe(client.session, ROOM)
+    await turns(5)
+    (push,) = client.conn.messages()
+    assert push == {
+        "push": {"channel": ROOM, "unsubscribe": {"code": 2000, "reason": "server unsubscribe"}}
+    }
+    assert ROOM not in client.session.subscriptions
+    assert node.hub.subscribers(ROOM) == 0
+
+
+async def test_server_unsubscribe_with_a_resubscribe_code(node: Node) -> None:
+    """A code >= 2500 travels as given, with its reason."""
+    client = await subscribed(node)
+    node.unsubscribe(client.session, ROOM, UnsubscribeCode.INSUFFICIENT_STATE)
+    await turns(5)
+    (push,) = client.conn.messages()
+    assert push["push"]["unsubscribe"] == {"code": 2500, "reason": "insufficient state"}
+
+
+async def test_shutdown_closes_every_session_with_3001(node: Node) -> None:
+    """Shutdown tells every client, connected or not, to come back later."""
+    clients = [await connected(node), Client(node)]
+    await node.shutdown(0)
+    assert all(c.conn.closes == [codes.SHUTDOWN] for c in clients)
+
+
+async def test_connection_lost_mid_subscribe_leaves_no_subscription(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transport that goes away while a subscribe is half done leaves nothing behind."""
+    gate = Gate()
+    add_subscriber = node.add_subscriber
+
+    async def held_add(session: Session, sub: Subscription) -> None:
+        await add_subscriber(session, sub)
+        await gate.wait()
+
+    monkeypatch.setattr(node, "add_subscriber", held_add)
+    client = await connected(node)
+    client.feed({"id": 2, "subscribe": {"channel": ROOM}})
+    await gate.reached.wait()
+    assert node.hub.subscribers(ROOM) == 1
+    client.session.connection_lost()
+    await turns(5)
+    assert node.hub.subscribers(ROOM) == 0
+    assert client.session.subscriptions == {}
+    assert client.conn.frames == []
