@@ -12,11 +12,25 @@ from hubbub.errors import ProtocolError
 from hubbub.protocol.messages import Command, Reply
 
 
+def is_utf8(payload: bytes | memoryview) -> bool:
+    """WebSocket text must be UTF-8 (browsers drop the connection otherwise)."""
+    data = bytes(payload)
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def is_json(payload: bytes) -> bool:
     """True when ``payload`` is one valid JSON value, so it can be embedded verbatim."""
+    if not is_utf8(payload):
+        return False
     try:
         msgspec.json.decode(payload, type=msgspec.Raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return False
     return True
 
@@ -58,6 +72,6 @@ class JsonCodec:
         for line in lines:
             try:
                 messages.append(decoder.decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
                 raise ProtocolError(f"malformed JSON message: {exc}") from None
         return messages

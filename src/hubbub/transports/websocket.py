@@ -26,6 +26,7 @@ from picows import (
 )
 
 from hubbub.codecs.base import Codec
+from hubbub.codecs.json import is_utf8
 from hubbub.core.node import Node
 from hubbub.core.session import Session
 from hubbub.protocol import codes
@@ -86,7 +87,11 @@ class _WebSocketConnection(WSListener):
         msg_type = frame.msg_type
         if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
             if frame.fin and not self._fragments:
-                session.data_received(frame.get_payload_as_bytes())
+                payload = frame.get_payload_as_bytes()
+                if msg_type is WSMsgType.TEXT and not is_utf8(payload):
+                    session.close(codes.BAD_REQUEST)  # text frames must be UTF-8
+                    return
+                session.data_received(payload)
             else:
                 self._fragment(session, frame)
         elif msg_type is WSMsgType.CONTINUATION:
