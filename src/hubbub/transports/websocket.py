@@ -87,6 +87,9 @@ class _WebSocketConnection(WSListener):
         msg_type = frame.msg_type
         if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
             if frame.fin and not self._fragments:
+                if frame.payload_size > self._limit:
+                    session.close(codes.MESSAGE_TOO_BIG)
+                    return
                 payload = frame.get_payload_as_bytes()
                 if msg_type is WSMsgType.TEXT and not is_utf8(payload):
                     session.close(codes.BAD_REQUEST)  # text frames must be UTF-8
@@ -202,10 +205,11 @@ class WebSocketServer:
             self._route,
             self.host,
             self.port,
-            max_frame_size=self.node.settings.client.max_message_bytes,
+            # picows drops bigger frames itself, with its own close reason; above our
+            # limit but below this one we close with "message too big" and count it.
+            max_frame_size=2 * self.node.settings.client.max_message_bytes,
             enable_auto_pong=True,
             websocket_handshake_timeout=10,
-            reuse_port=True,
         )
         sockets = list(self._server.sockets or ())
         if sockets:

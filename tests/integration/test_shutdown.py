@@ -1,0 +1,173 @@
+"""The ``hubbub`` command as a subprocess: graceful shutdown on SIGTERM, ``config check``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE, UNIT
+
+from integration.wsclient import WAIT, http_get, open_client
+
+START_TIMEOUT = 200 * UNIT  # a cold interpreter start: 10 s at scale 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _hubbub(*args: str) -> asyncio.subprocess.Process:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in env.items() if not k.startswith("HUBBUB_")}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubbub.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+SHUTDOWN_TIMEOUT = 10 * UNIT
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """``hubbub serve`` on the example config (short shutdown_timeout) and free ports;
+    killed if still alive."""
+    config = tmp_path / "chat.yaml"
+    text = EXAMPLE.read_text().replace(
+        "server:\n", f"server:\n  shutdown_timeout: {SHUTDOWN_TIMEOUT}\n", 1
+    )
+    assert "shutdown_timeout" in text
+    config.write_text(text)
+    port, internal = _free_port(), _free_port()
+    proc = await _hubbub(
+        "serve",
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--internal-port",
+        str(internal),
+    )
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            while True:
+                assert proc.returncode is None, await proc.stderr.read()  # type: ignore[union-attr]
+                try:
+                    status, _ = await http_get(port, "/readyz")
+                except OSError:
+                    status = 0
+                if status == 200:
+                    break
+                await asyncio.sleep(2 * UNIT)
+        yield proc, port
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_sigterm_sends_shutdown_reconnect_and_exits_zero(
+    served: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    """On SIGTERM connected clients get close 3001 "shutdown, reconnect" and hubbub exits 0."""
+    proc, port = served
+    url = f"ws://127.0.0.1:{port}/connection/websocket"
+    clients = [await open_client(url), await open_client(url, protobuf=True)]
+    await clients[0].subscribe("chat:lobby")
+
+    proc.send_signal(signal.SIGTERM)
+    for client in clients:
+        assert await client.closed() == (3001, "shutdown, reconnect")
+    returncode = await asyncio.wait_for(proc.wait(), WAIT * 5)
+    assert returncode == 0, await proc.stderr.read()  # type: ignore[union-attr]
+
+
+async def test_sigterm_with_no_clients_exits_zero(
+    served: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    """An idle server stops promptly and cleanly on SIGTERM."""
+    proc, _ = served
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), WAIT * 5) == 0
+
+
+async def test_sigterm_with_an_unresponsive_client_still_exits_zero(
+    served: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    """A client that never answers the close frame does not hold the process past shutdown."""
+    proc, port = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    assert head.startswith(b"HTTP/1.1 101")
+    # From now on this client neither reads nor answers anything.
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), WAIT * 5) == 0
+    writer.close()
+
+
+async def test_second_server_on_a_busy_port_exits_1(
+    served: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    """``hubbub serve`` on a public port another hubbub holds exits 1 with "cannot listen"."""
+    _, port = served
+    internal = _free_port()
+    second = await _hubbub(
+        "serve", "--config", str(EXAMPLE), "--port", str(port), "--internal-port", str(internal)
+    )
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            while second.returncode is None:
+                with contextlib.suppress(OSError):
+                    status, _ = await http_get(internal, "/readyz")
+                    assert status != 200, f"a second server is serving on busy port {port}"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(second.wait(), 2 * UNIT)
+        _, stderr = await second.communicate()
+        assert second.returncode == 1
+        assert b"cannot listen" in stderr
+    finally:
+        if second.returncode is None:
+            second.kill()
+            await second.wait()
+
+
+async def test_config_check_on_a_bad_file_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    """``hubbub config check`` on an invalid file exits 2 naming the file, line and key."""
+    config = tmp_path / "broken.yaml"
+    config.write_text("server:\n  port: 8000\nclient:\n  ping_interval: soon\n")
+    proc = await _hubbub("config", "check", str(config))
+    _, stderr = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
+    assert proc.returncode == 2
+    message = stderr.decode()
+    assert f"{config}:4" in message
+    assert "client.ping_interval" in message
+    assert "soon" in message
+
+
+async def test_config_check_on_the_example_exits_0(tmp_path: Path) -> None:
+    """``hubbub config check`` accepts the shipped example config."""
+    proc = await _hubbub("config", "check", str(EXAMPLE))
+    stdout, _ = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
+    assert proc.returncode == 0
+    assert b"ok" in stdout
