@@ -219,7 +219,9 @@ class Handlers:
         """Join the hub, then read the stream position: nothing published in between is lost."""
         node = self.node
         history = history_options(options)
-        recoverable = history is not None and (options.recover or req.recoverable)
+        # A client may ask for positioning or recovery; history in the namespace allows it.
+        recoverable = history is not None and (options.recover or req.recoverable or req.recover)
+        positioned = history is not None and (recoverable or req.positioned)
         sub = Subscription(
             channel=channel,
             recoverable=recoverable,
@@ -230,8 +232,8 @@ class Handlers:
         try:
             await node.add_subscriber(session, sub)
             result = SubscribeResult(was_recovering=req.recover)
-            if recoverable:
-                await self._position(session, channel, req, result)
+            if positioned:
+                await self._position(session, channel, req, result, recoverable=recoverable)
             if options.presence:
                 info = session.client_info(chan_info)
                 await node.presence.add(
@@ -248,13 +250,20 @@ class Handlers:
         return result
 
     async def _position(
-        self, session: Session, channel: str, req: SubscribeRequest, result: SubscribeResult
+        self,
+        session: Session,
+        channel: str,
+        req: SubscribeRequest,
+        result: SubscribeResult,
+        *,
+        recoverable: bool,
     ) -> None:
+        """Fill in the stream position, and the missed publications when recovering."""
         node = self.node
         limits = node.settings.client
-        result.recoverable = True
+        result.recoverable = recoverable
         result.positioned = True
-        if not req.recover:
+        if not (req.recover and recoverable):
             _, top = await node.broker.history(channel, since=None, limit=0, reverse=False)
             result.epoch, result.offset = top.epoch, top.offset
             return
@@ -358,10 +367,14 @@ class Handlers:
     # ------------------------------------------------------------ rpc, send, misc
 
     async def rpc(self, session: Session, req: RPCRequest) -> RPCResult:
-        handler = self.node.hooks.rpc.get(req.method)
-        if handler is None:
+        hooks = self.node.hooks
+        handler = hooks.rpc.get(req.method)
+        if handler is not None:
+            answer = await handler(self.context(session), bytes(req.data))
+        elif hooks.on_rpc is not None:
+            answer = await hooks.on_rpc(self.context(session), req.method, bytes(req.data))
+        else:
             raise ReplyError(ErrorCode.METHOD_NOT_FOUND)
-        answer = await handler(self.context(session), bytes(req.data))
         if isinstance(answer, Deny):
             raise _deny(answer)
         return RPCResult(data=raw(answer))

@@ -74,6 +74,7 @@ OnPublish = Callable[[ClientContext, str, PublishRequest], Awaitable[Allow | Den
 OnRefresh = Callable[[ClientContext, RefreshRequest], Awaitable[Credentials | Deny | Disconnect]]
 OnSubRefresh = Callable[[ClientContext, str, SubRefreshRequest], Awaitable[Allow | Deny]]
 RpcHandler = Callable[[ClientContext, bytes], Awaitable[bytes | Deny]]
+OnRpc = Callable[[ClientContext, str, bytes], Awaitable[bytes | Deny]]
 OnSend = Callable[[ClientContext, bytes], Awaitable[None]]
 
 
@@ -88,3 +89,5 @@ class Hooks:
     on_refresh: OnRefresh | None = None
     on_sub_refresh: OnSubRefresh | None = None
     rpc: dict[str, RpcHandler] = field(default_factory=dict)
+    """Handlers by method name; ``on_rpc`` gets the methods not found here."""
+    on_rpc: OnRpc | None = None
