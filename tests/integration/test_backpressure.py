@@ -47,19 +47,20 @@ async def test_slow_client_is_disconnected_and_memory_stays_bounded(
     session = server.node.sessions[slow.client_id]
     frames: list[int] = []
     buffered: list[int] = []
-    write, flush = session.connection.write, session.flush
+    connection = session.connection
+    write, backlog = connection.write, connection.buffered_bytes
 
     def recording_write(frame: bytes) -> None:
         frames.append(len(frame))
         write(frame)
 
-    def recording_flush() -> None:
-        flush()
-        if not session.closed:
-            buffered.append(session.connection.buffered_bytes())
+    def recording_backlog() -> int:  # the session asks this after every flush
+        size = backlog()
+        buffered.append(size)
+        return size
 
-    session.connection.write = recording_write  # type: ignore[method-assign]
-    session.flush = recording_flush  # type: ignore[method-assign]
+    connection.write = recording_write  # type: ignore[method-assign]
+    connection.buffered_bytes = recording_backlog  # type: ignore[method-assign]
 
     published = 0
     async with asyncio.timeout(10 * WAIT):

@@ -38,7 +38,6 @@ from hubbub.protocol.messages import (
     Unsubscribe,
     raw,
 )
-from hubbub.protocol.state import State
 
 _log = structlog.get_logger(__name__)
 
@@ -69,7 +68,8 @@ class Node:
         self.hub = Hub(self.metrics)
         self.flusher = Flusher()
         self.sessions: dict[str, Session] = {}
-        self._all: dict[Session, float] = {}  # sessions not yet closing → when accepted
+        self._all: set[Session] = set()  # sessions not yet closing
+        self._awaiting: dict[Session, float] = {}  # not yet connected → accepted at, in order
         self._open: set[Session] = set()  # sessions whose socket is still there
         self._pings: dict[Codec, bytes] = {}
         self._wheel: TimerWheel[Session] = TimerWheel(
@@ -141,12 +141,14 @@ class Node:
     def accept(self, connection: Connection, codec: Codec) -> Session:
         """A transport has a new connection: make its session."""
         session = Session(self, connection, codec)
-        self._all[session] = time.monotonic()
+        self._all.add(session)
+        self._awaiting[session] = time.monotonic()
         self._open.add(session)
         self.metrics.connection_opened()
         return session
 
     def on_connected(self, session: Session) -> None:
+        self._awaiting.pop(session, None)
         self.sessions[session.client_id] = session
         self._wheel.add(session)
 
@@ -156,8 +158,10 @@ class Node:
 
     def on_closed(self, session: Session) -> None:
         """The session is closing: forget it now, release its channels in the background."""
-        if self._all.pop(session, None) is None:
+        if session not in self._all:
             return
+        self._all.discard(session)
+        self._awaiting.pop(session, None)
         self.metrics.connection_closed()
         self.sessions.pop(session.client_id, None)
         self._wheel.discard(session)
@@ -221,12 +225,10 @@ class Node:
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
-            for session, accepted in list(self._all.items()):
-                if (
-                    session.state is State.AWAITING_CONNECT
-                    and now - accepted > client.stale_timeout
-                ):
-                    session.close(codes.STALE)
+            for session, accepted in list(self._awaiting.items()):
+                if now - accepted <= client.stale_timeout:
+                    break  # in order of arrival: the rest are younger
+                session.close(codes.STALE)
             if now - last_presence >= client.presence_ttl / 3:
                 last_presence = now
                 await self._refresh_presence()

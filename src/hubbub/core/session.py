@@ -77,6 +77,26 @@ class Subscription:
 class Session:
     """Server side of one client connection."""
 
+    # Slots: one of these per connection, so every byte counts at 10^4-10^5 connections.
+    __slots__ = (
+        "_backlog",
+        "_inbox",
+        "_queue",
+        "_queued_bytes",
+        "_worker",
+        "client_id",
+        "codec",
+        "conn_info",
+        "connection",
+        "expire_at",
+        "missed_pongs",
+        "node",
+        "ponged",
+        "state",
+        "subscriptions",
+        "user",
+    )
+
     def __init__(self, node: Node, connection: Connection, codec: Codec) -> None:
         self.node = node
         self.connection = connection
