@@ -54,3 +54,4 @@ async def server(start_server: ServerFactory) -> Server:
 def ws_url(server: Server, query: str = "") -> str:
     url = f"ws://127.0.0.1:{server.websocket.port}/connection/websocket"
     return f"{url}?{query}" if query else url
+
