@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from msgspec import Raw
 
 from hubbub.engines.base import Broker, BrokerEventHandler, HistoryOptions
@@ -37,6 +39,9 @@ class Recorder:
 
     def on_leave(self, channel: str, info: ClientInfo) -> None:
         self.events.append(("leave", channel, info))
+
+    def on_gap(self, channels: Sequence[str]) -> None:
+        self.events.extend(("gap", channel, ClientInfo(user="", client="")) for channel in channels)
 
     def pubs(self, channel: str) -> list[Publication]:
         return [e for _, ch, e in self.events if isinstance(e, Publication) and ch == channel]

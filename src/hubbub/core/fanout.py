@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -17,6 +18,7 @@ from hubbub.codecs.base import Codec
 from hubbub.codecs.json import is_json
 from hubbub.observability.metrics import Metrics
 from hubbub.protocol import codes
+from hubbub.protocol.codes import UnsubscribeCode
 from hubbub.protocol.messages import ClientInfo, Join, Leave, Publication, Push, Reply
 
 _log = structlog.get_logger(__name__)
@@ -121,6 +123,12 @@ class Hub:
 
     def on_leave(self, channel: str, info: ClientInfo) -> None:
         self._presence_push(channel, Reply(push=Push(channel=channel, leave=Leave(info=info))))
+
+    def on_gap(self, channels: Sequence[str]) -> None:
+        """Publications may be lost: every subscriber resubscribes and recovers (2500)."""
+        for channel in channels:
+            for session in list(self._channels.get(channel, ())):
+                session.node.unsubscribe(session, channel, UnsubscribeCode.INSUFFICIENT_STATE)
 
     def _presence_push(self, channel: str, reply: Reply) -> None:
         subscribers = self._channels.get(channel)

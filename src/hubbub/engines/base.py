@@ -63,6 +63,11 @@ class BrokerEventHandler(Protocol):
         """A client unsubscribed from ``channel`` on some node."""
         ...
 
+    def on_gap(self, channels: Sequence[str]) -> None:
+        """Delivery on ``channels`` may have missed publications (the broker connection was
+        lost and is back, resubscribed): subscribers must recover from history."""
+        ...
+
 
 class Broker(Protocol):
     """Fans publications out to every subscribed node and keeps per-channel history."""
