@@ -1,6 +1,6 @@
 """The memory engines in the conformance suite."""
 
-from support import Case
+from conformance.support import Case
 
 from hubbub.engines.memory import MemoryBroker, MemoryPresenceStore
 

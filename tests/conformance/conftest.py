@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from enginekit import FakeClock, Recorder
-from support import Case, discover
+from conformance.support import Case, discover
 
 from hubbub.engines.base import Broker, PresenceStore
 

@@ -32,8 +32,10 @@ ROOM = "chat:room"
 CONN_INFO = b'{"name":"Alice"}'
 CHAN_INFO = b'{"role":"moderator"}'
 
-# `news:` has no history, `feed:` has history without `recover`; both subscribable.
+# `news:` has no history, `feed:` has history without `recover`; both subscribable
+# (CLOSED_NEWS: `news:` that nobody may subscribe to).
 NEWS = {"channels.namespaces.news.allow_subscribe": True}
+CLOSED_NEWS = {"channels.namespaces.news.allow_subscribe": False}
 FEED = {
     "channels.namespaces.feed.allow_subscribe": True,
     "channels.namespaces.feed.history_size": 10,
@@ -93,9 +95,7 @@ async def connected_as(node: Node, user: str) -> Client:
 # --------------------------------------------------------------------- on_connecting
 
 
-async def test_connect_hook_sees_the_request_and_the_connection(
-    hooks: Hooks, node: Node
-) -> None:
+async def test_connect_hook_sees_the_request_and_the_connection(hooks: Hooks, node: Node) -> None:
     """on_connecting gets the token, the connect data and the connection's id/transport/remote."""
     calls = credentials_from_token(hooks)
     client = Client(node)
@@ -107,9 +107,7 @@ async def test_connect_hook_sees_the_request_and_the_connection(
     assert ctx.user == ""  # not known until the hook has answered
 
 
-async def test_connect_hook_credentials_set_user_and_result_data(
-    hooks: Hooks, node: Node
-) -> None:
+async def test_connect_hook_credentials_set_user_and_result_data(hooks: Hooks, node: Node) -> None:
     """Credentials(user, info, data): the session takes user and conn_info, the reply the data."""
     credentials_from_token(hooks, info=CONN_INFO, data=b'{"welcome":true}')
     client = Client(node)
@@ -234,7 +232,7 @@ async def test_subscribe_hook_allow_data_and_chan_info(hooks: Hooks, node: Node)
     assert bytes(join.info.chan_info) == CHAN_INFO
 
 
-@pytest.mark.parametrize("settings_overrides", [{"channels.namespaces.news.presence": False}])
+@pytest.mark.parametrize("settings_overrides", [CLOSED_NEWS])
 async def test_subscribe_hook_allow_overrides_the_namespace(hooks: Hooks, node: Node) -> None:
     """on_subscribe's Allow admits a subscriber where the namespace alone would say 103."""
 
@@ -417,7 +415,7 @@ async def test_positioned_request_in_a_history_namespace_without_recover(node: N
     assert (result.epoch, result.offset) == (top.epoch, 2)
     assert top.epoch
     assert result.publications == []
-    (message,) = client.conn.messages()[-1:]
+    message = client.conn.messages()[-1]
     assert "recoverable" not in message["subscribe"]
 
 
@@ -452,9 +450,7 @@ async def test_plain_subscribe_in_a_history_namespace_without_recover(node: Node
 
 @pytest.mark.parametrize("settings_overrides", [NEWS])
 @pytest.mark.parametrize("ask", ["positioned", "recoverable"])
-async def test_positioning_requests_without_history_are_not_granted(
-    node: Node, ask: str
-) -> None:
+async def test_positioning_requests_without_history_are_not_granted(node: Node, ask: str) -> None:
     """Without history in the namespace, positioned/recoverable requests give neither."""
     client = await connected(node)
     await client.call("subscribe", {"channel": "news:x", ask: True})
@@ -472,9 +468,7 @@ async def _positioned_subscribe_racing_publications(
     gate = Gate()
     read = node.broker.history
 
-    async def held_history(
-        channel: str, **kwargs: Any
-    ) -> tuple[list[Publication], StreamPosition]:
+    async def held_history(channel: str, **kwargs: Any) -> tuple[list[Publication], StreamPosition]:
         await gate.wait()
         return await read(channel, **kwargs)
 
@@ -505,11 +499,6 @@ async def test_recoverable_subscribe_racing_publications_gets_each_once(
     assert pubs_of(client.conn.replies(), "feed:x") == [4]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Node.release_pending dedupes held publications only for recoverable subs: "
-    "a positioned-only subscriber gets offsets 2, 3 again after a reply at offset 3",
-)
 @pytest.mark.parametrize("settings_overrides", [FEED])
 async def test_positioned_subscribe_racing_publications_gets_each_once(
     node: Node, monkeypatch: pytest.MonkeyPatch
@@ -520,4 +509,3 @@ async def test_positioned_subscribe_racing_publications_gets_each_once(
     )
     assert offset == 3
     assert pubs_of(client.conn.replies(), "feed:x") == [4]
-

@@ -120,7 +120,9 @@ async def test_release_pending_drops_what_the_reply_already_carries(node: Node) 
     client = await connected(node)
     sub = pending_subscription(ROOM, [3, 4, 5, 6], recoverable=True)
     client.session.subscriptions[ROOM] = sub
-    result = SubscribeResult(offset=2, publications=[Publication(offset=3), Publication(offset=4)])
+    result = SubscribeResult(
+        positioned=True, offset=2, publications=[Publication(offset=3), Publication(offset=4)]
+    )
     node.release_pending(client.session, ROOM, result)
     await turns()
     assert pubs_of(client.conn.replies(), ROOM) == [5, 6]
@@ -131,7 +133,7 @@ async def test_release_pending_without_replay_starts_after_the_reply_offset(node
     """With no publications in the reply, the reply's offset is the cut."""
     client = await connected(node)
     client.session.subscriptions[ROOM] = pending_subscription(ROOM, [4, 5], recoverable=True)
-    node.release_pending(client.session, ROOM, SubscribeResult(offset=4))
+    node.release_pending(client.session, ROOM, SubscribeResult(positioned=True, offset=4))
     await turns()
     assert pubs_of(client.conn.replies(), ROOM) == [5]
 

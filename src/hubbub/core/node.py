@@ -181,11 +181,21 @@ class Node:
         self.metrics.subscribed()
 
     async def remove_subscriber(self, session: Session, channel: str) -> None:
-        sub = session.subscriptions.pop(channel, None)
+        sub = session.subscriptions.get(channel)
         if sub is None:
             return
+        await self._release_channel(session, sub, self._detach(session, channel))
+
+    def _detach(self, session: Session, channel: str) -> bool:
+        """Stop delivery to ``session`` at once; True when the node holds no subscriber left."""
+        session.subscriptions.pop(channel, None)
         self.metrics.unsubscribed()
-        if self.hub.remove(session, channel):
+        return self.hub.remove(session, channel)
+
+    async def _release_channel(self, session: Session, sub: Subscription, last: bool) -> None:
+        """The engine side of an unsubscribe: broker, presence, leave."""
+        channel = sub.channel
+        if last:
             await self.broker.unsubscribe([channel])
         options = self.settings.channels.options_for(channel)
         if options is not None and options.presence:
@@ -201,7 +211,7 @@ class Node:
         pending, sub.pending = sub.pending, None
         last = result.publications[-1].offset if result.publications else result.offset
         for pub in pending:
-            if sub.recoverable and pub.offset and pub.offset <= last:
+            if result.positioned and pub.offset and pub.offset <= last:
                 continue  # the reply carries it already
             item = push_item(session.codec, channel, pub)
             if item is None:
@@ -250,11 +260,13 @@ class Node:
         self, session: Session, channel: str, code: UnsubscribeCode = UnsubscribeCode.SERVER
     ) -> None:
         """End one subscription from the server side: an Unsubscribe push, then release."""
-        if channel not in session.subscriptions:
+        sub = session.subscriptions.get(channel)
+        if sub is None:
             return
+        last = self._detach(session, channel)  # nothing may follow the push
         push = Unsubscribe(code=int(code), reason=UNSUBSCRIBE_REASONS[code])
         session.push(session.codec.encode(Reply(push=Push(channel=channel, unsubscribe=push))))
-        asyncio.get_running_loop().create_task(self.remove_subscriber(session, channel))
+        asyncio.get_running_loop().create_task(self._release_channel(session, sub, last))
 
     def disconnect(self, client_id: str, disconnect: Disconnect = codes.FORCE_DISCONNECT) -> bool:
         """Close one client's connection; False when it is not connected here."""
