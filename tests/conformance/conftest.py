@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from enginekit import FakeClock, Recorder
-from conformance.support import Case, discover
 
+from conformance.support import Case, discover
 from hubbub.engines.base import Broker, PresenceStore
 
 BROKERS, PRESENCE_STORES = discover()
