@@ -1,0 +1,105 @@
+"""``hubbub serve`` as a user runs it: flags, environment overrides, keepalive on sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from conftest import EXAMPLE, UNIT, ServerFactory
+from integration.wsclient import http_get, open_client
+
+START_TIMEOUT = 200 * UNIT
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def _serve(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``hubbub serve`` with ``args`` and ``env`` until the block ends (SIGTERM)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubbub.cli",
+        "serve",
+        "--config",
+        str(EXAMPLE),
+        *args,
+        env={**base, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), START_TIMEOUT)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def _until(check: Callable[[], object]) -> None:
+    async with asyncio.timeout(START_TIMEOUT):
+        while True:
+            try:
+                if await check():  # type: ignore[misc]
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(2 * UNIT)
+
+
+async def _status(port: int, path: str) -> int:
+    status, _ = await http_get(port, path)
+    return status
+
+
+async def test_environment_overrides_flags_and_file() -> None:
+    """HUBBUB_SERVER_PORT beats --port, which beats the file; the internal port serves metrics."""
+    flag_port, env_port, internal = _free_port(), _free_port(), _free_port()
+    env = {"HUBBUB_SERVER_PORT": str(env_port), "HUBBUB_SERVER_INTERNAL_PORT": str(internal)}
+    async with _serve("--port", str(flag_port), env=env) as proc:
+        await _until(lambda: _ready(env_port))
+        assert proc.returncode is None
+        assert await _status(internal, "/metrics") == 200
+        try:
+            flag_status = await _status(flag_port, "/healthz")
+        except OSError:
+            flag_status = 0
+        assert flag_status == 0  # nothing listens on the overridden flag's port
+
+
+async def _ready(port: int) -> bool:
+    return await _status(port, "/readyz") == 200
+
+
+async def test_bad_environment_value_exits_2_naming_the_variable() -> None:
+    """An invalid HUBBUB_* value stops the server before it starts, naming the variable."""
+    async with _serve(env={"HUBBUB_CLIENT_PING_INTERVAL": "fast"}) as proc:
+        code = await asyncio.wait_for(proc.wait(), START_TIMEOUT)
+        err = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+    assert code == 2
+    assert "HUBBUB_CLIENT_PING_INTERVAL" in err
+
+
+async def test_accepted_sockets_have_tcp_keepalive(start_server: ServerFactory) -> None:
+    """The server turns TCP keepalive on for every accepted WebSocket connection."""
+    server = await start_server()
+    client = await open_client(f"ws://127.0.0.1:{server.websocket.port}/connection/websocket")
+    session = server.node.sessions[client.client_id]
+    transport = session.connection._transport  # type: ignore[attr-defined]
+    sock = transport.underlying_transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    await client.close()
