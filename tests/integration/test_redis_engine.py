@@ -1,0 +1,269 @@
+"""The Redis engines with real sockets: outages through a fault proxy, and two nodes
+sharing one Redis (publications, join/leave, presence and history across nodes).
+
+The machine's Redis is shared with other tests: it is never restarted or flushed.
+An outage is played by the proxy (tests/faultproxy.py) between hubbub and Redis, and
+every test uses a random key prefix whose keys are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from conformance.case_redis import URL, drop_keys, fresh_prefix, unavailable
+from conftest import ServerFactory, chat_settings, ws_url
+from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
+from faultproxy import FaultProxy
+from redis.backoff import EqualJitterBackoff
+
+from hubbub.engines.redis import RedisBroker, RedisOptions, RedisPresenceStore
+from hubbub.errors import EngineError
+from hubbub.protocol.codes import UnsubscribeCode
+from integration.wsclient import open_client, payload
+
+REDIS_PORT = urlsplit(URL).port or 6379
+BOUND = 15.0
+"""Seconds a reconnect, a delivery or a push may take before the test fails."""
+LOBBY = "chat:lobby"
+pytestmark = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A random key prefix; every key under it is deleted after the test."""
+    name = fresh_prefix()
+    yield name
+    drop_keys(name)
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[FaultProxy]:
+    """A fault proxy in front of Redis; requested before servers, so it outlives them."""
+    async with FaultProxy(REDIS_PORT) as fault_proxy:
+        yield fault_proxy
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]]) -> None:
+    """Poll ``check`` until it holds; fail after BOUND seconds."""
+    async with asyncio.timeout(BOUND):
+        while True:
+            result = check()
+            if result if isinstance(result, bool) else await result:
+                return
+            await asyncio.sleep(0.02)
+
+
+def gaps(events: Recorder) -> set[str]:
+    return {channel for kind, channel, _ in events.events if kind == "gap"}
+
+
+async def outage(proxy: FaultProxy) -> None:
+    """Drop every connection to Redis and refuse new ones until ``proxy.refuse`` is off."""
+    proxy.refuse = True
+    await proxy.cut()
+
+
+# ------------------------------------------------------------------------ broker level
+
+
+async def test_outage_fails_publishes_then_resubscribes_and_reports_the_gap(
+    proxy: FaultProxy, prefix: str
+) -> None:
+    """Outage: calls raise EngineError; then the broker resubscribes, reports the gap, delivers."""
+    events = Recorder()
+    options = RedisOptions.from_url(proxy.url("redis", f"/0?prefix={prefix}&timeout=2"))
+    broker = RedisBroker(options, backoff=EqualJitterBackoff(cap=0.2, base=0.02))
+    await broker.start(events)
+    try:
+        await broker.subscribe(["chat:a", "chat:b"])
+        await broker.publish("chat:a", pub(1), HISTORY)
+        await broker.settle()
+        await outage(proxy)
+        for call in (
+            lambda: broker.publish("chat:a", pub(2), HISTORY),
+            lambda: broker.publish("chat:b", pub(2), None),
+            lambda: broker.publish_join("chat:a", client("u1", "c1")),
+            lambda: broker.history("chat:a", since=None, limit=-1, reverse=False),
+            lambda: broker.subscribe(["chat:c"]),
+        ):
+            with pytest.raises(EngineError):
+                await call()
+        assert gaps(events) == set()
+        proxy.refuse = False
+        await eventually(lambda: gaps(events) >= {"chat:a", "chat:b"})
+        await broker.publish("chat:a", pub(3), HISTORY)
+        await broker.publish("chat:c", pub(4), None)
+        await broker.settle()
+        assert numbers(events.pubs("chat:a")) == [1, 3]
+        assert numbers(events.pubs("chat:c")) == [4]  # held through the failed subscribe
+        page, _ = await broker.history("chat:a", since=None, limit=-1, reverse=False)
+        assert (offsets(page), numbers(page)) == ([1, 2], [1, 3])  # nothing half-published
+    finally:
+        await broker.close()
+
+
+async def test_presence_fails_during_an_outage_and_works_after(
+    proxy: FaultProxy, prefix: str
+) -> None:
+    """Presence calls raise EngineError while Redis is away and answer once it is back."""
+    store = RedisPresenceStore.from_url(proxy.url("redis", f"/0?prefix={prefix}&timeout=2"))
+    try:
+        await outage(proxy)
+        with pytest.raises(EngineError):
+            await store.presence("chat:p")
+        proxy.refuse = False
+        await eventually(lambda: _answers(store))
+        assert await store.stats("chat:p") == (0, 0)
+    finally:
+        await store.close()
+
+
+async def _answers(store: RedisPresenceStore) -> bool:
+    try:
+        await store.presence("chat:p")
+    except EngineError:
+        return False
+    return True
+
+
+# -------------------------------------------------------------------------- two nodes
+
+
+async def test_two_nodes_share_publications_presence_and_history(
+    start_server: ServerFactory, prefix: str
+) -> None:
+    """A gets B's publication and join; presence and history read the same on both nodes."""
+    url = f"{URL}?prefix={prefix}"
+    a = await start_server(chat_settings(**{"engine.broker": url}))
+    b = await start_server(chat_settings(**{"engine.broker": url}))
+    on_a, on_b = await open_client(ws_url(a)), await open_client(ws_url(b))
+    try:
+        await on_a.subscribe(LOBBY)
+        await on_b.subscribe(LOBBY)
+        async with asyncio.timeout(BOUND):  # A's own join may come first
+            while (await on_a.push("join"))["join"]["info"]["client"] != on_b.client_id:
+                pass
+        sent = await on_b.publish(LOBBY, {"text": "from b"})
+        [got] = await on_a.pubs(1, BOUND)
+        assert payload(got["data"]) == {"text": "from b"}
+        assert got["offset"] == sent["offset"] == 1
+        for node_client in (on_a, on_b):
+            presence = await node_client.call("presence", {"channel": LOBBY})
+            assert set(presence["presence"]["presence"]) == {on_a.client_id, on_b.client_id}
+        histories = [
+            (await c.call("history", {"channel": LOBBY, "limit": -1}))["history"]
+            for c in (on_a, on_b)
+        ]
+        assert histories[0] == histories[1]
+        assert [payload(p["data"]) for p in histories[0]["publications"]] == [{"text": "from b"}]
+    finally:
+        await on_a.close()
+        await on_b.close()
+
+
+async def test_a_node_cut_from_redis_tells_its_clients_to_recover(
+    proxy: FaultProxy, start_server: ServerFactory, prefix: str
+) -> None:
+    """Node cut from Redis: publish gets temporary 100, then its client gets 2500 and recovers."""
+    a = await start_server(
+        chat_settings(**{"engine.broker": proxy.url("redis", f"/0?prefix={prefix}&timeout=2")})
+    )
+    b = await start_server(chat_settings(**{"engine.broker": f"{URL}?prefix={prefix}"}))
+    on_a, on_b = await open_client(ws_url(a)), await open_client(ws_url(b))
+    try:
+        first = await on_a.subscribe(LOBBY)
+        await on_b.publish(LOBBY, {"n": 1})
+        [got] = await on_a.pubs(1, BOUND)
+        await outage(proxy)
+        refused = await on_a.call("publish", {"channel": LOBBY, "data": {"n": "lost"}})
+        assert refused["error"]["code"] == 100
+        assert refused["error"]["temporary"] is True
+        await on_b.publish(LOBBY, {"n": 2})
+        await on_b.publish(LOBBY, {"n": 3})
+        proxy.refuse = False
+        push = await on_a.push("unsubscribe", BOUND)
+        assert push["unsubscribe"]["code"] == UnsubscribeCode.INSUFFICIENT_STATE
+        again = await on_a.subscribe(
+            LOBBY, recover=True, epoch=first["epoch"], offset=got["offset"]
+        )
+        assert again["recovered"] is True
+        assert [payload(p["data"]) for p in again["publications"]] == [{"n": 2}, {"n": 3}]
+    finally:
+        await on_a.close()
+        await on_b.close()
+
+
+# ---------------------------------------------------------------------- a silent path
+
+
+class BlackHoleProxy:
+    """Forwards to Redis; ``swallow()`` makes the open connections drop every byte
+    silently (no FIN, no RST), as a dead network path does. New connections work."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = 0
+        self._open: set[asyncio.StreamWriter] = set()
+        self._swallowed: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> BlackHoleProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._open:
+            writer.close()
+        for task in self._pipes:
+            task.cancel()
+
+    def swallow(self) -> None:
+        self._swallowed |= self._open
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self._open |= {writer, up_writer}
+        loop = asyncio.get_running_loop()
+        for src, dst, src_writer in ((reader, up_writer, writer), (up_reader, writer, up_writer)):
+            task = loop.create_task(self._pipe(src, dst, src_writer))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        source: asyncio.StreamWriter,
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                if source not in self._swallowed and writer not in self._swallowed:
+                    writer.write(data)
+                    await writer.drain()
+        writer.close()
+
+
+async def test_a_silent_pubsub_connection_is_replaced(prefix: str) -> None:
+    """A Pub/Sub connection gone silent is probed, dropped and replaced, and the gap reported."""
+    events = Recorder()
+    async with BlackHoleProxy(REDIS_PORT) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/0?prefix={prefix}&timeout=0.2"
+        broker = RedisBroker(RedisOptions.from_url(url), backoff=EqualJitterBackoff(0.1, 0.02))
+        await broker.start(events)
+        try:
+            await broker.subscribe(["chat:a"])
+            proxy.swallow()
+            await eventually(lambda: gaps(events) == {"chat:a"})
+            await broker.publish("chat:a", pub(1), None)
+            await broker.settle()
+            assert numbers(events.pubs("chat:a")) == [1]
+        finally:
+            await broker.close()
