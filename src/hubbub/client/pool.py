@@ -1,0 +1,250 @@
+"""A pool of client connections spread over several servers, with failover.
+
+``ClientPool([url1, url2], size=4)`` keeps four clients, placed round-robin over the
+addresses. ``acquire()`` hands out a READY one (round-robin among those). Each client
+reconnects by itself after a cut; one that fails ``max_retries`` attempts in a row goes
+BROKEN, and the pool drops it and starts a replacement on another address — the one
+with the fewest clients, other than the address that just failed. A client the server
+closed for good (terminal code, refused connect) is dropped without a replacement: a
+new one would be refused the same way, and the pool must not spin.
+
+The pool only needs ``state``, ``on_state``, ``connect`` and ``disconnect`` from its
+clients (``PoolClient``), so its accounting is tested with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar, cast, overload
+
+from hubbub.client.callbacks import Handler
+from hubbub.client.client import DEFAULT_TIMEOUT, Client
+from hubbub.client.state import ClientState, ClientStateChanged
+from hubbub.errors import ClientClosedError, RequestTimeoutError
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_MAX_RETRIES = 3
+
+
+class PoolClient(Protocol):
+    """What the pool uses of a client."""
+
+    url: str
+
+    @property
+    def state(self) -> ClientState: ...
+
+    def on_state(self, handler: Handler[ClientStateChanged]) -> Callable[[], None]: ...
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+
+C = TypeVar("C", bound=PoolClient)
+
+
+class ClientPool(Generic[C]):
+    """N connections over several server addresses; ``acquire()`` gives a READY one.
+
+    Args:
+        urls: the server addresses.
+        size: how many connections to keep (default: one per address).
+        max_retries: failed reconnect attempts in a row after which a connection is
+            replaced by one on another address.
+        timeout: how long ``acquire()`` waits by default.
+        factory: makes a client for a URL (default: ``Client(url, max_retries=...,
+            **client_options)``).
+        client_options: passed to ``Client`` by the default factory.
+    """
+
+    @overload
+    def __init__(
+        self: ClientPool[Client],
+        urls: Sequence[str],
+        *,
+        size: int | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: float = DEFAULT_TIMEOUT,
+        **client_options: Any,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        size: int | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: float = DEFAULT_TIMEOUT,
+        factory: Callable[[str], C],
+    ) -> None: ...
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        size: int | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: float = DEFAULT_TIMEOUT,
+        factory: Callable[[str], Any] | None = None,
+        **client_options: Any,
+    ) -> None:
+        if not urls:
+            raise ValueError("a pool needs at least one URL")
+        if size is not None and size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self.urls = list(urls)
+        self.size = size if size is not None else len(self.urls)
+        self.max_retries = max_retries
+        self.timeout = timeout
+        if factory is None:
+
+            def factory(url: str) -> Client:
+                return Client(url, max_retries=max_retries, **client_options)
+
+        self._factory: Callable[[str], C] = cast("Callable[[str], C]", factory)
+        self._clients: list[C] = []
+        self._forget: dict[int, Callable[[], None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed: asyncio.Event | None = None
+        self._cursor = 0
+        self._closed = False
+        self._started = False
+        self.replaced = 0
+        """Clients replaced after going BROKEN, since the start."""
+        self.dropped = 0
+        """Clients dropped without a replacement (closed by the server for good)."""
+
+    def __repr__(self) -> str:
+        return f"<ClientPool {self.ready_count}/{self.size} ready over {len(self.urls)} urls>"
+
+    # ------------------------------------------------------------------- reading
+
+    @property
+    def clients(self) -> list[C]:
+        """The clients in the pool now, READY or not."""
+        return list(self._clients)
+
+    @property
+    def ready_count(self) -> int:
+        return sum(1 for client in self._clients if client.state is ClientState.READY)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Create the clients and start connecting them; returns at once."""
+        if self._started:
+            return
+        self._started = True
+        self._changed = asyncio.Event()
+        for i in range(self.size):
+            self._add(self.urls[i % len(self.urls)])
+
+    async def close(self) -> None:
+        """Disconnect every client; ``acquire()`` fails from now on."""
+        self._closed = True
+        self._notify()
+        clients, self._clients = self._clients, []
+        for client in clients:
+            self._forget.pop(id(client), lambda: None)()
+        await asyncio.gather(*(client.disconnect() for client in clients))
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def __aenter__(self) -> ClientPool[C]:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------- acquire
+
+    async def acquire(self, *, timeout: float | None = None) -> C:
+        """A READY client, round-robin; waits for one within ``timeout``.
+
+        Raises:
+            ClientClosedError: the pool is closed, not started, or has no clients left.
+            RequestTimeoutError: no client became READY in time.
+        """
+        limit = self.timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit) as deadline:
+                while True:
+                    client = self._pick()
+                    if client is not None:
+                        return client
+                    assert self._changed is not None
+                    await self._changed.wait()
+        except TimeoutError as exc:
+            if deadline.expired():
+                raise RequestTimeoutError(f"no READY connection within {limit:g} s") from exc
+            raise
+
+    def _pick(self) -> C | None:
+        if self._closed or not self._started:
+            raise ClientClosedError(
+                "the pool is closed" if self._closed else "start() was not called"
+            )
+        if not self._clients:
+            raise ClientClosedError("every connection of the pool was closed by its server")
+        ready = [client for client in self._clients if client.state is ClientState.READY]
+        if not ready:
+            return None
+        self._cursor += 1
+        return ready[self._cursor % len(ready)]
+
+    # ------------------------------------------------------------------ accounting
+
+    def _add(self, url: str) -> C:
+        client = self._factory(url)
+        self._clients.append(client)
+        self._forget[id(client)] = client.on_state(lambda event: self._on_state(client, event))
+        task = asyncio.get_running_loop().create_task(client.connect())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return client
+
+    def _on_state(self, client: C, event: ClientStateChanged) -> None:
+        self._notify()
+        if self._closed or client not in self._clients:
+            return
+        if event.new is ClientState.BROKEN:
+            url = self._other_url(client.url)
+            _log.info("pool: connection to %s broken, replaced on %s", client.url, url)
+            self._drop(client)
+            self.replaced += 1
+            self._add(url)
+        elif event.new is ClientState.CLOSED:
+            _log.warning("pool: %s closed the connection for good (%s)", client.url, event.code)
+            self._drop(client)
+            self.dropped += 1
+
+    def _drop(self, client: C) -> None:
+        self._clients.remove(client)
+        self._forget.pop(id(client), lambda: None)()
+        task = asyncio.get_running_loop().create_task(client.disconnect())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _other_url(self, failed: str) -> str:
+        """The address with the fewest clients, other than ``failed`` when there is one."""
+        candidates = [url for url in self.urls if url != failed] or self.urls
+        counts = Counter(client.url for client in self._clients if client.url != failed)
+        return min(candidates, key=lambda url: counts[url])
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()

@@ -1,0 +1,106 @@
+"""Tokens: get_token when there is none or it expired (109), refresh before it runs out."""
+
+from __future__ import annotations
+
+import time
+
+from clientkit import Transitions, make_client, until, ws_url
+from conftest import ServerFactory
+
+from hubbub.client import ClientState, ClientTrigger
+from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny
+from hubbub.protocol.codes import ErrorCode
+from hubbub.protocol.messages import ConnectRequest, RefreshRequest, SubscribeRequest
+
+CHANNEL = "chat:tokens"
+
+
+async def test_expired_token_is_replaced_through_get_token(start_server: ServerFactory) -> None:
+    """Connect answered 109 for the stale token: one failed attempt, get_token, READY."""
+    server = await start_server()
+    seen_tokens: list[str] = []
+
+    async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials | Deny:
+        seen_tokens.append(req.token)
+        if req.token != "fresh":
+            return Deny(code=ErrorCode.TOKEN_EXPIRED)
+        return Credentials(user="alice")
+
+    server.node.hooks.on_connecting = on_connecting
+    calls = 0
+
+    async def get_token() -> str:
+        nonlocal calls
+        calls += 1
+        return "fresh"
+
+    client = make_client(ws_url(server), token="stale", get_token=get_token)
+    seen = Transitions(client)
+    await client.connect()
+    await client.ready()
+    assert seen_tokens == ["stale", "fresh"] and calls == 1
+    failed = [e for e in seen.events if e.trigger is ClientTrigger.ATTEMPT_FAILED]
+    assert [e.code for e in failed] == [ErrorCode.TOKEN_EXPIRED]
+    await client.disconnect()
+
+
+async def test_expired_token_without_get_token_is_terminal(start_server: ServerFactory) -> None:
+    """109 and no way to get another token: retrying is pointless, the client closes."""
+    server = await start_server()
+
+    async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Deny:
+        return Deny(code=ErrorCode.TOKEN_EXPIRED)
+
+    server.node.hooks.on_connecting = on_connecting
+    client = make_client(ws_url(server), token="stale")
+    await client.connect()
+    await until(lambda: client.state is ClientState.CLOSED)
+
+
+async def test_expiring_connection_is_refreshed_with_a_new_token(
+    start_server: ServerFactory,
+) -> None:
+    """A connection granted for one second gets a refresh command with get_token's token."""
+    server = await start_server()
+    refreshed: list[str] = []
+
+    async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials:
+        return Credentials(user="bob", expire_at=time.time() + 1)
+
+    async def on_refresh(ctx: ClientContext, req: RefreshRequest) -> Credentials:
+        refreshed.append(req.token)
+        return Credentials(user="bob", expire_at=time.time() + 3600)
+
+    server.node.hooks.on_connecting = on_connecting
+    server.node.hooks.on_refresh = on_refresh
+    tokens = iter(["first", "second"])
+
+    async def get_token() -> str:
+        return next(tokens)
+
+    client = make_client(ws_url(server), get_token=get_token)
+    await client.connect()
+    await client.ready()
+    first_id = client.client_id
+    await until(lambda: refreshed == ["second"])
+    assert client.state is ClientState.READY and client.client_id == first_id
+    await client.disconnect()
+
+
+async def test_subscription_token_comes_from_its_get_token(start_server: ServerFactory) -> None:
+    """A subscription without a token asks get_token(channel) and sends what it got."""
+    server = await start_server()
+    seen: list[str] = []
+
+    async def on_subscribe(ctx: ClientContext, channel: str, req: SubscribeRequest) -> Allow:
+        seen.append(req.token)
+        return Allow()
+
+    server.node.hooks.on_subscribe = on_subscribe
+
+    async def sub_token(channel: str) -> str:
+        return f"token-for-{channel}"
+
+    async with make_client(ws_url(server)) as client:
+        await client.subscribe(CHANNEL, get_token=sub_token)
+    assert seen == [f"token-for-{CHANNEL}"]
