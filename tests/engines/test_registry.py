@@ -28,10 +28,10 @@ def test_unknown_scheme_error_hides_the_rest_of_the_url() -> None:
     assert "s3cret" not in str(caught.value)
 
 
-def test_nats_has_no_presence_store() -> None:
-    """Presence is not offered over nats://; the error says which schemes do offer it."""
-    with pytest.raises(ValueError, match="no presence store for nats://"):
-        create_presence("nats://localhost:4222")
+def test_unknown_scheme_has_no_presence_store() -> None:
+    """An unknown scheme is refused; the error says which schemes do offer presence."""
+    with pytest.raises(ValueError, match="no presence store for kafka://"):
+        create_presence("kafka://localhost:9092")
 
 
 @pytest.mark.parametrize(

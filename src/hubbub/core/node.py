@@ -23,7 +23,7 @@ from hubbub.core.hooks import Hooks, RpcHandler
 from hubbub.core.session import Connection, Session, Subscription
 from hubbub.engines.base import Broker, PresenceStore
 from hubbub.engines.registry import create_broker, create_presence
-from hubbub.errors import ReplyError
+from hubbub.errors import EngineError, ReplyError
 from hubbub.observability.metrics import Metrics
 from hubbub.protocol import codes
 from hubbub.protocol.codes import UNSUBSCRIBE_REASONS, Disconnect, ErrorCode, UnsubscribeCode
@@ -193,15 +193,23 @@ class Node:
         return self.hub.remove(session, channel)
 
     async def _release_channel(self, session: Session, sub: Subscription, last: bool) -> None:
-        """The engine side of an unsubscribe: broker, presence, leave."""
+        """The engine side of an unsubscribe: broker, presence, leave.
+
+        The client is already detached; an engine failure here is logged, not raised:
+        a presence entry then expires by its TTL, a stale broker subscription only
+        costs a delivery nobody takes.
+        """
         channel = sub.channel
-        if last:
-            await self.broker.unsubscribe([channel])
-        options = self.settings.channels.options_for(channel)
-        if options is not None and options.presence:
-            await self.presence.remove(channel, session.client_id)
-            if options.join_leave:
-                await self.broker.publish_leave(channel, session.client_info(sub.chan_info))
+        try:
+            if last:
+                await self.broker.unsubscribe([channel])
+            options = self.settings.channels.options_for(channel)
+            if options is not None and options.presence:
+                await self.presence.remove(channel, session.client_id)
+                if options.join_leave:
+                    await self.broker.publish_leave(channel, session.client_info(sub.chan_info))
+        except EngineError as exc:
+            _log.warning("engine cleanup after unsubscribe failed", channel=channel, error=str(exc))
 
     def release_pending(self, session: Session, channel: str, result: SubscribeResult) -> None:
         """The subscribe reply is queued: deliver what was published meanwhile, once."""

@@ -26,6 +26,7 @@ PRESENCE_STORES: Mapping[str, str] = {
     "memory": "hubbub.engines.memory:MemoryPresenceStore.from_url",
     "redis": "hubbub.engines.redis:RedisPresenceStore.from_url",
     "rediss": "hubbub.engines.redis:RedisPresenceStore.from_url",
+    "nats": "hubbub.engines.nats:NatsPresenceStore.from_url",
 }
 
 EXTRAS: Mapping[str, str] = {"redis": "redis", "rediss": "redis", "nats": "nats"}

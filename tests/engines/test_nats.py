@@ -1,0 +1,558 @@
+"""What only the NATS engines do: URL options, subject tokens, live ordering, and the
+behaviour of a real server (concurrent publishers, trimming, real TTLs, lost streams).
+
+Tests that need NATS use a fresh prefix and delete what they made; they are skipped
+where no server answers on 127.0.0.1:4222.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import nats
+import pytest
+from conformance.case_nats import ScratchBroker, ScratchPresenceStore, scratch_url, unavailable
+from enginekit import Recorder, client, numbers, offsets, pub
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hubbub.engines.base import HistoryOptions
+from hubbub.engines.nats import (
+    JOIN,
+    PUB,
+    ChannelFeed,
+    NatsBroker,
+    NatsOptions,
+    NatsPresenceStore,
+    Record,
+    decode_token,
+    drop_prefix,
+    encode_token,
+)
+from hubbub.engines.registry import create_broker
+from hubbub.errors import EngineError
+from hubbub.protocol.messages import StreamPosition
+
+BOUND = 10.0
+"""Seconds any wait in these tests may take before it fails."""
+
+needs_nats = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
+
+
+async def eventually(check: Callable[[], Any], timeout: float = BOUND) -> None:
+    """Poll ``check`` (sync or async, returning a truthy value) until it holds (bounded)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if isinstance(result, Awaitable):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.01)
+
+
+# ---------------------------------------------------------------------------- URL options
+
+
+def test_url_defaults() -> None:
+    """A bare URL gives the server and every default."""
+    options = NatsOptions.from_url("nats://127.0.0.1:4222")
+    assert options == NatsOptions(server="nats://127.0.0.1:4222")
+    assert options.prefix == "hubbub"
+    assert options.storage == "file"
+
+
+def test_url_options_are_read() -> None:
+    """Every option in the query is parsed to its type; credentials stay with the server."""
+    options = NatsOptions.from_url(
+        "nats://u:p@nats.local:4223?prefix=chat-1&stream_replicas=3&storage=memory"
+        "&timeout=2.5&reorder_wait=0.05&reconnect_wait=0.2&reconnect_max_wait=9"
+    )
+    assert options == NatsOptions(
+        server="nats://u:p@nats.local:4223",
+        prefix="chat-1",
+        stream_replicas=3,
+        storage="memory",
+        timeout=2.5,
+        reorder_wait=0.05,
+        reconnect_wait=0.2,
+        reconnect_max_wait=9.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://h", "starts with nats://"),
+        ("nats://", "needs a host"),
+        ("nats://h/db", "takes no path"),
+        ("nats://h?bogus=1", "unknown nats:// option 'bogus'; known options: prefix"),
+        ("nats://h?prefix=a&prefix=b", "given more than once"),
+        ("nats://h?prefix=a.b", "prefix must be"),
+        ("nats://h?prefix=a_b", "prefix must be"),
+        ("nats://h?prefix=", "prefix must be"),
+        ("nats://h?stream_replicas=two", "'stream_replicas' must be int"),
+        ("nats://h?stream_replicas=0", "stream_replicas must be 1 to 5"),
+        ("nats://h?storage=disk", "storage must be 'file' or 'memory'"),
+        ("nats://h?timeout=0", "timeout must be a number of seconds > 0"),
+        ("nats://h?timeout=nan", "must be finite"),
+        ("nats://h?reorder_wait=-1", "reorder_wait must be"),
+    ],
+)
+def test_bad_urls_are_value_errors(url: str, message: str) -> None:
+    """Each mistake in a nats:// URL is a ValueError saying what is wrong."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        NatsOptions.from_url(url)
+
+
+def test_registry_builds_the_nats_broker() -> None:
+    """nats:// in the registry gives a NatsBroker with the URL's options (not started)."""
+    broker = create_broker("nats://127.0.0.1:4222?prefix=reg")
+    assert isinstance(broker, NatsBroker)
+    assert broker.options.prefix == "reg"
+
+
+# ------------------------------------------------------------------------- subject tokens
+
+AWKWARD = [
+    "chat:lobby",
+    "a b",
+    "a.b",
+    "*",
+    ">",
+    "a.*.>",
+    "",
+    "_",
+    "_41",
+    "é",
+    "😀",
+    "\t\n",
+    "x" * 255,
+]
+TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+def test_awkward_names_become_safe_tokens(name: str) -> None:
+    """Spaces, dots, wildcards, empty and non-ASCII names give one safe token, reversibly."""
+    token = encode_token(name)
+    assert TOKEN.fullmatch(token)
+    assert decode_token(token) == name
+
+
+def test_readable_names_stay_readable() -> None:
+    """Letters, digits and '-' pass unchanged; ':' is escaped like any other byte."""
+    assert encode_token("room-42") == "room-42"
+    assert encode_token("chat:lobby") == "chat_3Alobby"
+
+
+@given(st.text())
+def test_token_round_trip(name: str) -> None:
+    """Any text encodes to a token of [A-Za-z0-9_-] that decodes to the same text."""
+    token = encode_token(name)
+    assert TOKEN.fullmatch(token)
+    assert decode_token(token) == name
+
+
+@given(st.text(), st.text())
+def test_tokens_of_distinct_names_differ(a: str, b: str) -> None:
+    """Two different names never share a token, so channels never share a subject."""
+    assert (encode_token(a) == encode_token(b)) == (a == b)
+
+
+@pytest.mark.parametrize("token", ["", "a.b", "a b", "_4", "_zz", "_41", "_3a", "*"])
+def test_decode_rejects_what_encode_never_makes(token: str) -> None:
+    """A token encode_token cannot produce (bad escape, non-canonical, unsafe) is refused."""
+    with pytest.raises(ValueError):
+        decode_token(token)
+
+
+# ------------------------------------------------------------------------------ live order
+
+
+class FakeSink:
+    """A FeedSink recording deliveries and gaps; ``stored`` plays JetStream."""
+
+    def __init__(self, stored: list[Record] | None = None) -> None:
+        self.stored = stored or []
+        self.delivered: list[Record] = []
+        self.gaps = 0
+        self.fetches = 0
+
+    def deliver(self, channel: str, record: Record) -> None:
+        self.delivered.append(record)
+
+    def gap(self, channel: str) -> None:
+        self.gaps += 1
+
+    async def fetch(self, channel: str, epoch: str, first: int, last: int) -> list[Record]:
+        self.fetches += 1
+        return [r for r in self.stored if r.epoch == epoch and first <= r.offset <= last]
+
+    @property
+    def offsets(self) -> list[int]:
+        return [r.offset for r in self.delivered]
+
+
+def rec(offset: int, epoch: str = "e") -> Record:
+    return Record(kind=PUB, epoch=epoch, offset=offset)
+
+
+def feed(sink: FakeSink, wait: float = 0.01) -> ChannelFeed:
+    return ChannelFeed("chat:x", sink, wait)
+
+
+async def test_feed_puts_publications_back_in_offset_order() -> None:
+    """Offsets arriving 2, 3, 1 are delivered 1, 2, 3 without reading history."""
+    sink = FakeSink()
+    f = feed(sink, wait=BOUND)
+    f.begin(None)
+    for n in (2, 3, 1):
+        f.accept(rec(n))
+    assert sink.offsets == [1, 2, 3]
+    assert (sink.fetches, sink.gaps) == (0, 0)
+
+
+async def test_feed_delivers_each_offset_once() -> None:
+    """A repeated or older offset is dropped."""
+    sink = FakeSink()
+    f = feed(sink)
+    f.begin(None)
+    for n in (1, 1, 2, 1, 2, 3):
+        f.accept(rec(n))
+    assert sink.offsets == [1, 2, 3]
+
+
+async def test_feed_holds_events_until_it_knows_the_position() -> None:
+    """Before begin() nothing is delivered; then offsets up to the tail are dropped."""
+    sink = FakeSink()
+    f = feed(sink)
+    for n in (2, 3, 4):
+        f.accept(rec(n))
+    assert sink.delivered == []
+    f.begin(rec(2))
+    assert sink.offsets == [3, 4]
+
+
+async def test_feed_reads_a_missing_offset_from_history() -> None:
+    """An offset that does not come live in time is read from history, in its place."""
+    sink = FakeSink(stored=[rec(2)])
+    f = feed(sink)
+    f.begin(None)
+    f.accept(rec(1))
+    f.accept(rec(3))
+    await eventually(lambda: len(sink.delivered) == 3)
+    assert sink.offsets == [1, 2, 3]
+    assert sink.gaps == 0
+
+
+async def test_feed_reports_a_gap_when_history_lacks_the_offset() -> None:
+    """A missing offset that history no longer has is skipped and reported as a gap."""
+    sink = FakeSink(stored=[])
+    f = feed(sink)
+    f.begin(None)
+    f.accept(rec(1))
+    f.accept(rec(3))
+    f.accept(rec(4))
+    await eventually(lambda: sink.gaps)
+    assert sink.offsets == [1, 3, 4]
+    assert sink.gaps == 1
+
+
+async def test_feed_reports_a_new_epoch_as_a_gap() -> None:
+    """A publication of another epoch means the stream restarted: gap, then from offset 1."""
+    sink = FakeSink()
+    f = feed(sink)
+    f.begin(rec(5, epoch="old"))
+    f.accept(rec(1, epoch="new"))
+    assert sink.gaps == 1
+    assert [(r.epoch, r.offset) for r in sink.delivered] == [("new", 1)]
+
+
+async def test_feed_passes_events_without_offset_at_once() -> None:
+    """Joins and history-less publications are not held behind a missing offset."""
+    sink = FakeSink()
+    f = feed(sink, wait=BOUND)
+    f.begin(None)
+    f.accept(rec(2))
+    f.accept(Record(kind=JOIN))
+    f.accept(rec(0))
+    assert [(r.kind, r.offset) for r in sink.delivered] == [(JOIN, 0), (PUB, 0)]
+    f.close()
+
+
+async def test_feed_adopts_the_next_position_after_a_reconnect() -> None:
+    """After adopt() the first publication sets the position, whatever its offset."""
+    sink = FakeSink()
+    f = feed(sink)
+    f.begin(rec(3))
+    f.adopt()
+    f.accept(rec(9))
+    f.accept(rec(10))
+    assert sink.offsets == [9, 10]
+    assert sink.fetches == 0
+
+
+# ---------------------------------------------------------------------- against a server
+
+
+@pytest.fixture
+def url() -> str:
+    return scratch_url()
+
+
+@pytest.fixture
+async def brokers(url: str) -> AsyncIterator[Callable[[], Awaitable[tuple[NatsBroker, Recorder]]]]:
+    """Started brokers sharing one prefix, each with its own recorder; closed after."""
+    started: list[NatsBroker] = []
+
+    async def start() -> tuple[NatsBroker, Recorder]:
+        broker, events = ScratchBroker.from_url(url), Recorder()
+        await broker.start(events)
+        started.append(broker)
+        return broker, events
+
+    yield start
+    for broker in started:
+        await broker.close()
+
+
+@pytest.fixture
+async def jetstream(url: str) -> AsyncIterator[Any]:
+    """A plain nats-py JetStream context, to look at what the engines stored."""
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    yield nc.jetstream()
+    await nc.close()
+
+
+@needs_nats
+async def test_four_brokers_get_offsets_one_to_n(brokers: Any) -> None:
+    """Concurrent publishers on 4 brokers get offsets exactly 1..N, and every subscribed
+    broker delivers all N in offset order, each once."""
+    channel, per_broker = "chat:race", 25
+    history = HistoryOptions(size=200, ttl=60.0)
+    nodes = [await brokers() for _ in range(4)]
+    for broker, _ in nodes:
+        await broker.subscribe([channel])
+    positions = await asyncio.gather(
+        *(b.publish(channel, pub(n), history) for b, _ in nodes for n in range(per_broker))
+    )
+    total = 4 * per_broker
+    assert sorted(p.offset for p in positions) == list(range(1, total + 1))
+    assert len({p.epoch for p in positions}) == 1
+    page, top = await nodes[0][0].history(channel, since=None, limit=-1, reverse=False)
+    assert offsets(page) == list(range(1, total + 1))
+    assert top.offset == total
+    await eventually(lambda: all(len(events.pubs(channel)) >= total for _, events in nodes))
+    for _, events in nodes:
+        assert offsets(events.pubs(channel)) == list(range(1, total + 1))
+        assert [kind for kind, _, _ in events.events if kind == "gap"] == []
+
+
+@needs_nats
+async def test_subjects_keep_size_plus_one_messages(brokers: Any, jetstream: Any) -> None:
+    """The stream keeps at most size + 1 messages per channel; history shows the newest size."""
+    broker, _ = await brokers()
+    channel = "chat:trim"
+    await broker.publish(channel, pub(0), None)
+    for n in range(1, 8):
+        await broker.publish(channel, pub(n), HistoryOptions(size=3, ttl=60.0))
+    page, top = await broker.history(channel, since=None, limit=-1, reverse=False)
+    assert numbers(page) == [5, 6, 7]
+    assert top.offset == 7
+    stream = f"{broker.options.prefix}_history_chat"
+    info = await jetstream.stream_info(stream, subjects_filter=">")
+    assert info.config.max_msgs_per_subject == 4
+    assert list(info.state.subjects.values()) == [4]
+
+
+@needs_nats
+async def test_history_expires_after_a_real_ttl(brokers: Any, jetstream: Any) -> None:
+    """Publications vanish ttl after the last one; the position stays, and a later
+    publication starts a new window without bringing the expired ones back, and frees
+    their storage."""
+    broker, _ = await brokers()
+    channel, history = "chat:ttl", HistoryOptions(size=10, ttl=0.3, meta_ttl=60.0)
+    epoch = (await broker.publish(channel, pub(1), history)).epoch
+    await broker.publish(channel, pub(2), history)
+
+    async def expired() -> bool:
+        page, _ = await broker.history(channel, since=None, limit=-1, reverse=False)
+        return not page
+
+    await eventually(expired)
+    _, top = await broker.history(channel, since=None, limit=0, reverse=False)
+    assert top == StreamPosition(offset=2, epoch=epoch)
+    assert await broker.publish(channel, pub(3), history) == StreamPosition(offset=3, epoch=epoch)
+    page, _ = await broker.history(channel, since=None, limit=-1, reverse=False)
+    assert numbers(page) == [3]
+
+    async def stored() -> int:
+        stream = f"{broker.options.prefix}_history_chat"
+        info = await jetstream.stream_info(stream, subjects_filter=">")
+        return int(info.state.messages)
+
+    await eventually(lambda: _equals(stored(), 1))
+
+
+async def _equals(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
+
+
+@needs_nats
+@pytest.mark.parametrize("first_call", ["history", "publish"])
+async def test_a_lost_stream_starts_a_new_epoch(
+    brokers: Any, jetstream: Any, first_call: str
+) -> None:
+    """When the stream is gone (deleted, server state lost) the channel gets a new epoch
+    and offsets restart at 1, even on a broker that remembered the old tail."""
+    broker, _ = await brokers()
+    channel, history = "chat:lost", HistoryOptions(size=10, ttl=60.0)
+    positions = [await broker.publish(channel, pub(n), history) for n in (1, 2, 3)]
+    await jetstream.delete_stream(f"{broker.options.prefix}_history_chat")
+    if first_call == "history":
+        page, top = await broker.history(channel, since=None, limit=-1, reverse=False)
+        assert (page, top.offset) == ([], 0)
+        assert top.epoch not in ("", positions[0].epoch)
+    position = await broker.publish(channel, pub(4), history)
+    assert position.offset == 1
+    assert position.epoch not in ("", positions[0].epoch)
+    page, top = await broker.history(channel, since=None, limit=-1, reverse=False)
+    assert numbers(page) == [4]
+    assert top == position
+
+
+@needs_nats
+async def test_a_missed_live_publication_is_read_from_history(brokers: Any) -> None:
+    """If a stored publication never arrives live, the next one brings it from history."""
+    (a, a_events), (b, _) = await brokers(), await brokers()
+    channel, history = "chat:fill", HistoryOptions(size=10, ttl=60.0)
+    await a.subscribe([channel])
+    drop_live_sends(b, 1)
+    await b.publish(channel, pub(1), history)
+    await b.publish(channel, pub(2), history)
+    await eventually(lambda: len(a_events.pubs(channel)) == 2)
+    assert numbers(a_events.pubs(channel)) == [1, 2]
+    assert ("gap", channel) not in [(kind, ch) for kind, ch, _ in a_events.events]
+
+
+@needs_nats
+async def test_a_missed_publication_gone_from_history_is_a_gap(brokers: Any) -> None:
+    """A missed publication already trimmed from history is reported as a gap."""
+    (a, a_events), (b, _) = await brokers(), await brokers()
+    channel, history = "chat:hole", HistoryOptions(size=1, ttl=60.0)
+    await a.subscribe([channel])
+    drop_live_sends(b, 2)
+    for n in (1, 2, 3, 4):  # the subject keeps size + 1 = 2 messages: 3 and 4
+        await b.publish(channel, pub(n), history)
+    await eventually(lambda: len(a_events.pubs(channel)) == 2)
+    assert numbers(a_events.pubs(channel)) == [3, 4]
+    assert [kind for kind, ch, _ in a_events.events if ch == channel] == ["gap", "pub", "pub"]
+
+
+def drop_live_sends(broker: NatsBroker, count: int) -> None:
+    """Make ``broker`` lose its next ``count`` live sends, as if the network ate them."""
+    nc = broker._link.nc
+    real = nc.publish
+    left = [count]
+
+    async def lossy(subject: str, payload: bytes = b"", **kwargs: Any) -> None:
+        if ".live." in subject and left[0] > 0:
+            left[0] -= 1
+            return
+        await real(subject, payload, **kwargs)
+
+    nc.publish = lossy  # type: ignore[method-assign,assignment]
+
+
+@needs_nats
+async def test_awkward_channel_names_work_end_to_end(brokers: Any, url: str) -> None:
+    """Channels and client ids with spaces, dots and wildcards publish, deliver, keep
+    history and presence like any other."""
+    broker, events = await brokers()
+    presence = ScratchPresenceStore.from_url(url)
+    names = ["chat:a b", "chat:x.y", "chat:*", "chat:>", "no namespace", ":", "a.b:c"]
+    await broker.subscribe(names)
+    try:
+        for n, channel in enumerate(names, 1):
+            position = await broker.publish(channel, pub(n), HistoryOptions(size=5, ttl=60.0))
+            page, top = await broker.history(channel, since=None, limit=-1, reverse=False)
+            assert (position.offset, numbers(page), top) == (1, [n], position)
+            assert numbers(events.pubs(channel)) == [n]
+            await presence.add(channel, "id *.>", client("u", "id *.>"), 60.0)
+            assert list(await presence.presence(channel)) == ["id *.>"]
+    finally:
+        await presence.close()
+
+
+@needs_nats
+async def test_presence_entries_expire_after_a_real_ttl(url: str, jetstream: Any) -> None:
+    """An entry disappears once its ttl has passed without a refresh; the bucket's own
+    TTL covers the longest ttl asked for."""
+    store = ScratchPresenceStore.from_url(url)
+    channel = "chat:presence"
+    try:
+        await store.add(channel, "c1", client("u1", "c1"), 0.5)
+        await store.add(channel + ":other", "c2", client("u2", "c2"), 30.0)
+        assert list(await store.presence(channel)) == ["c1"]
+        await eventually(lambda: _empty(store, channel))
+        assert await store.stats(channel) == (0, 0)
+        bucket = await jetstream.stream_info(f"KV_{store.options.prefix}_presence")
+        assert bucket.config.max_age == 30.0
+    finally:
+        await store.close()
+
+
+@needs_nats
+async def test_a_lost_presence_bucket_is_made_again(url: str, jetstream: Any) -> None:
+    """If the bucket disappears from the server, the next add creates it again."""
+    store = ScratchPresenceStore.from_url(url)
+    try:
+        await store.add("chat:p", "c1", client("u1", "c1"), 30.0)
+        await jetstream.delete_stream(f"KV_{store.options.prefix}_presence")
+        assert await store.presence("chat:p") == {}
+        await store.add("chat:p", "c2", client("u2", "c2"), 30.0)
+        assert list(await store.presence("chat:p")) == ["c2"]
+    finally:
+        await store.close()
+
+
+async def _empty(store: NatsPresenceStore, channel: str) -> bool:
+    return await store.presence(channel) == {}
+
+
+@needs_nats
+async def test_drop_prefix_deletes_streams_and_bucket(url: str, jetstream: Any) -> None:
+    """drop_prefix removes every stream and the bucket under the prefix, nothing else."""
+    broker, store = NatsBroker.from_url(url), NatsPresenceStore.from_url(url)
+    await broker.start(Recorder())
+    await broker.publish("a:1", pub(1), HistoryOptions(size=5, ttl=60.0))
+    await broker.publish("b:1", pub(1), HistoryOptions(size=5, ttl=60.0))
+    await store.add("a:1", "c1", client("u", "c1"), 60.0)
+    await broker.close()
+    await store.close()
+    prefix = broker.options.prefix
+    dropped = await drop_prefix(url)
+    assert sorted(dropped) == [
+        f"KV_{prefix}_presence",
+        f"{prefix}_history_a",
+        f"{prefix}_history_b",
+    ]
+    left = [info.config.name for info in await jetstream.streams_info()]
+    assert not [name for name in left if prefix in name]
+
+
+async def test_start_fails_fast_without_a_server() -> None:
+    """Starting against a port where nothing listens is an EngineError within the timeout."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    broker = NatsBroker.from_url(f"nats://127.0.0.1:{port}?timeout=0.5")
+    with pytest.raises(EngineError, match="connect"):
+        await asyncio.wait_for(broker.start(Recorder()), BOUND)
+    with pytest.raises(EngineError):
+        await broker.publish("chat:x", pub(1), None)
