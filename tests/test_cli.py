@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 from conftest import EXAMPLE, UNIT, ServerFactory
 from integration.wsclient import http_get, open_client
 
@@ -103,3 +104,26 @@ async def test_accepted_sockets_have_tcp_keepalive(start_server: ServerFactory) 
     sock = transport.underlying_transport.get_extra_info("socket")
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     await client.close()
+
+
+def test_chat_command_passes_its_options_to_the_chat_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``hubbub chat URL --channel --name --codec`` runs the chat with exactly those."""
+    from typer.testing import CliRunner
+
+    import hubbub.chat.app as chat_app
+    from hubbub.cli import app
+
+    seen: list[tuple[str, str, str, str]] = []
+
+    def fake_run_chat(url: str, channel: str, name: str, codec: str = "json") -> int:
+        seen.append((url, channel, name, codec))
+        return 3
+
+    monkeypatch.setattr(chat_app, "run_chat", fake_run_chat)
+    result = CliRunner().invoke(
+        app, ["chat", "ws://h/connection/websocket", "--channel", "chat:x", "--name", "al"]
+    )
+    assert result.exit_code == 3
+    assert seen == [("ws://h/connection/websocket", "chat:x", "al", "json")]

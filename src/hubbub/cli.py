@@ -70,6 +70,21 @@ def serve(
         raise typer.Exit(1) from None
 
 
+@app.command()
+def chat(
+    url: Annotated[
+        str, typer.Argument(help="ws://host:port/connection/websocket or tcp://host:port")
+    ],
+    channel: Annotated[str, typer.Option(help="Channel to join")] = "chat:lobby",
+    name: Annotated[str, typer.Option(help="Your name in the chat")] = "anonymous",
+    codec: Annotated[str, typer.Option(help="json, protobuf or msgpack")] = "json",
+) -> None:
+    """Chat in the terminal: /who, /history N, /join CHANNEL, /quit."""
+    from hubbub.chat.app import run_chat
+
+    raise typer.Exit(run_chat(url, channel, name, codec))
+
+
 @config_app.command("check")
 def config_check(config: Annotated[Path, typer.Argument(help="YAML configuration file")]) -> None:
     """Validate a configuration file; exit 2 naming the file, key and line on error."""
