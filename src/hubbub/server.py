@@ -11,13 +11,15 @@ import structlog
 from hubbub.config import Settings
 from hubbub.core.node import Node
 from hubbub.transports.internal import InternalServer
+from hubbub.transports.tcp import TcpServer
 from hubbub.transports.websocket import WebSocketServer
 
 _log = structlog.get_logger(__name__)
 
 
 class Server:
-    """A node with its public WebSocket port and its internal operators' port."""
+    """A node with its public WebSocket port, its internal operators' port and, when
+    ``server.tcp_port`` is set, a raw TCP port for native clients."""
 
     def __init__(self, settings: Settings, node: Node | None = None) -> None:
         self.settings = settings
@@ -29,6 +31,10 @@ class Server:
             port=settings.server.port,
             ready=lambda: self._ready,
         )
+        tcp_port = settings.server.tcp_port
+        self.tcp: TcpServer | None = None
+        if tcp_port is not None:
+            self.tcp = TcpServer(self.node, host=settings.server.host, port=tcp_port)
         self.internal = InternalServer(
             self.node.metrics,
             host=settings.server.host,
@@ -40,13 +46,15 @@ class Server:
     async def start(self) -> None:
         await self.node.start()
         await self.websocket.start()
+        if self.tcp is not None:
+            await self.tcp.start()
         await self.internal.start()
         self._ready = True
-        _log.info(
-            "hubbub listening",
-            websocket=f"ws://{self.settings.server.host}:{self.websocket.port}/connection/websocket",
-            internal=f"http://{self.settings.server.host}:{self.internal.port}",
-        )
+        host = self.settings.server.host
+        addresses = {"websocket": f"ws://{host}:{self.websocket.port}/connection/websocket"}
+        if self.tcp is not None:
+            addresses["tcp"] = f"tcp://{host}:{self.tcp.port}"
+        _log.info("hubbub listening", **addresses, internal=f"http://{host}:{self.internal.port}")
 
     async def stop(self) -> None:
         """Stop accepting, send every client "shutdown, reconnect", wait, close."""
@@ -55,6 +63,8 @@ class Server:
         self._ready = False
         _log.info("shutting down", connections=len(self.node.sessions))
         self.websocket.stop_accepting()
+        if self.tcp is not None:
+            self.tcp.stop_accepting()
         await self.node.shutdown()
         await self.internal.stop()
         self._stopped.set()

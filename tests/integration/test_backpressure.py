@@ -1,4 +1,7 @@
-"""A client that stops reading is dropped as slow; memory stays bounded; others get everything."""
+"""A client that stops reading is dropped as slow; memory stays bounded; others get everything.
+
+Over WebSocket and raw TCP alike (``client_factory``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,8 @@ import asyncio
 import socket
 from typing import Any
 
-from conftest import ServerFactory, ws_url
-
-from integration.wsclient import WAIT, WsClient, open_client
+from integration.conftest import ClientFactory
+from integration.wsclient import WAIT
 
 LIMIT = 65536
 CHANNEL = "chat:flood"
@@ -27,17 +29,22 @@ def _small_socket(port: int) -> socket.socket:
 
 
 async def test_slow_client_is_disconnected_and_memory_stays_bounded(
-    start_server: ServerFactory,
+    client_factory: ClientFactory,
 ) -> None:
     """A non-reading client is closed 3008 with bounded buffers; a reader gets every message."""
-    server = await start_server(**{"client.write_buffer_bytes": LIMIT})
-    url = ws_url(server)
+    server = await client_factory.start(**{"client.write_buffer_bytes": LIMIT})
 
-    reader = await open_client(url)
+    reader = await client_factory.client(server)
     await reader.subscribe(CHANNEL)
-    publisher = await open_client(url)
+    publisher = await client_factory.client(server)
 
-    slow = await WsClient.open(url, sock=_small_socket(server.websocket.port), max_queue=1)
+    if client_factory.transport == "tcp":
+        assert server.tcp is not None
+        slow = await client_factory.open(server, sock=_small_socket(server.tcp.port))
+    else:
+        slow = await client_factory.open(
+            server, sock=_small_socket(server.websocket.port), max_queue=1
+        )
     await slow.connect()
     await slow.subscribe(CHANNEL)
     slow.stop_reading()

@@ -1,28 +1,32 @@
-"""Server pings: clients that answer stay, clients that never pong are closed 3012."""
+"""Server pings: clients that answer stay, clients that never pong are closed 3012.
+
+Over WebSocket and raw TCP alike (``client_factory``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from conftest import UNIT, ServerFactory, ws_url
+from conftest import UNIT
 
 from hubbub.server import Server
-from integration.wsclient import WAIT, WsClient, open_client
+from integration.conftest import Client, ClientFactory
+from integration.wsclient import WAIT
 
 INTERVAL = 2 * UNIT  # 100 ms at scale 1; config durations also accept "100ms"
 MISSED = 2
 
 
 @pytest.fixture
-async def fast_server(start_server: ServerFactory) -> Server:
+async def fast_server(client_factory: ClientFactory) -> Server:
     """A server that pings every INTERVAL and gives up after MISSED unanswered pings."""
-    return await start_server(
+    return await client_factory.start(
         **{"client.ping_interval": INTERVAL, "client.max_missed_pongs": MISSED}
     )
 
 
-async def _until_pings(client: WsClient, n: int) -> None:
+async def _until_pings(client: Client, n: int) -> None:
     async with asyncio.timeout(WAIT):
         while client.pings < n:
             assert not client.is_closed, await client.closed()
@@ -31,10 +35,10 @@ async def _until_pings(client: WsClient, n: int) -> None:
 
 @pytest.mark.parametrize("protobuf", [False, True], ids=["json", "protobuf"])
 async def test_client_that_answers_pings_stays_connected(
-    fast_server: Server, protobuf: bool
+    fast_server: Server, client_factory: ClientFactory, protobuf: bool
 ) -> None:
     """A client answering every ping with a pong outlives many ping intervals."""
-    client = await WsClient.open(ws_url(fast_server), protobuf=protobuf)
+    client = await client_factory.open(fast_server, protobuf=protobuf)
     result = await client.connect()
     assert result["ping"] >= 1 and result["pong"] is True  # whole seconds on the wire
     await _until_pings(client, 3 * MISSED)
@@ -46,10 +50,10 @@ async def test_client_that_answers_pings_stays_connected(
 
 @pytest.mark.parametrize("protobuf", [False, True], ids=["json", "protobuf"])
 async def test_client_that_never_pongs_is_closed_no_pong(
-    fast_server: Server, protobuf: bool
+    fast_server: Server, client_factory: ClientFactory, protobuf: bool
 ) -> None:
     """A client that never pongs is closed 3012 "no pong" after max_missed_pongs pings."""
-    client = await open_client(ws_url(fast_server), protobuf=protobuf, auto_pong=False)
+    client = await client_factory.client(fast_server, protobuf=protobuf, auto_pong=False)
     assert await client.closed() == (3012, "no pong")
     assert client.pings == MISSED
     assert client.client_id not in fast_server.node.sessions
@@ -57,9 +61,11 @@ async def test_client_that_never_pongs_is_closed_no_pong(
     assert 'hubbub_disconnects_total{code="3012"} 1.0' in metrics
 
 
-async def test_other_commands_do_not_count_as_pongs(fast_server: Server) -> None:
+async def test_other_commands_do_not_count_as_pongs(
+    fast_server: Server, client_factory: ClientFactory
+) -> None:
     """Only a pong answers a ping: a client busy with other commands but no pongs is closed."""
-    client = await open_client(ws_url(fast_server), auto_pong=False)
+    client = await client_factory.client(fast_server, auto_pong=False)
 
     async def busy() -> None:
         while not client.is_closed:
@@ -71,10 +77,12 @@ async def test_other_commands_do_not_count_as_pongs(fast_server: Server) -> None
     task.cancel()
 
 
-async def test_pings_are_sent_on_a_busy_connection(fast_server: Server) -> None:
+async def test_pings_are_sent_on_a_busy_connection(
+    fast_server: Server, client_factory: ClientFactory
+) -> None:
     """Pings keep coming while publications flow to the client (py resets its watchdog on pings)."""
-    sub = await open_client(ws_url(fast_server))
-    pub = await open_client(ws_url(fast_server))
+    sub = await client_factory.client(fast_server)
+    pub = await client_factory.client(fast_server)
     await sub.subscribe("chat:busy")
     received = 0
     async with asyncio.timeout(WAIT):
@@ -87,23 +95,24 @@ async def test_pings_are_sent_on_a_busy_connection(fast_server: Server) -> None:
     await pub.close()
 
 
-async def test_stray_pong_is_tolerated(server: Server) -> None:
+async def test_stray_pong_is_tolerated(server: Server, client_factory: ClientFactory) -> None:
     """A pong with no ping outstanding is ignored (Centrifuge would close 3501), never answered."""
-    client = await open_client(ws_url(server))
+    client = await client_factory.client(server)
     await client.send_raw("{}")
     await client.send_raw("{}")
     presence = await client.call("presence_stats", {"channel": "chat:x"})
     assert "presence_stats" in presence
     assert not client.is_closed
-    assert len(client.frames) == 2  # the connect and presence_stats replies: no answer to pongs
+    # The connect and presence_stats replies, nothing else: no answer to pongs.
+    assert sum(len(frame) for frame in client.frames) == 2
     await client.close()
 
 
 async def test_duration_strings_are_accepted_for_ping_interval(
-    start_server: ServerFactory,
+    client_factory: ClientFactory,
 ) -> None:
     """client.ping_interval accepts "100ms": the server pings a connected client."""
-    server = await start_server(**{"client.ping_interval": "100ms"})
-    client = await open_client(ws_url(server))
+    server = await client_factory.start(**{"client.ping_interval": "100ms"})
+    client = await client_factory.client(server)
     await _until_pings(client, 1)
     await client.close()

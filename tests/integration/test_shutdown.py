@@ -1,4 +1,7 @@
-"""The ``hubbub`` command as a subprocess: graceful shutdown on SIGTERM, ``config check``."""
+"""The ``hubbub`` command as a subprocess: graceful shutdown on SIGTERM, ``config check``.
+
+Shutdown is checked over WebSocket and raw TCP (the server runs with ``tcp_port``).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from conftest import EXAMPLE, UNIT
 
+from integration.conftest import TRANSPORTS, Client
+from integration.tcpclient import TcpClient
 from integration.wsclient import WAIT, http_get, open_client
 
 START_TIMEOUT = 200 * UNIT  # a cold interpreter start: 10 s at scale 1
@@ -42,13 +48,34 @@ async def _hubbub(*args: str) -> asyncio.subprocess.Process:
 SHUTDOWN_TIMEOUT = 10 * UNIT
 
 
+class Served(NamedTuple):
+    """A running ``hubbub serve``: the process, its WebSocket port and its TCP port."""
+
+    proc: asyncio.subprocess.Process
+    port: int
+    tcp_port: int
+
+
+async def _connected(served: Served, transport: str, protobuf: bool = False) -> Client:
+    """A connected client of ``transport`` on the served process."""
+    if transport == "tcp":
+        client = await TcpClient.open(served.tcp_port, protobuf=protobuf)
+        await client.connect()
+        return client
+    url = f"ws://127.0.0.1:{served.port}/connection/websocket"
+    return await open_client(url, protobuf=protobuf)
+
+
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    """``hubbub serve`` on the example config (short shutdown_timeout) and free ports;
-    killed if still alive."""
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    """``hubbub serve`` on the example config (short shutdown_timeout) and free ports,
+    TCP on; killed if still alive."""
     config = tmp_path / "chat.yaml"
+    tcp_port = _free_port()
     text = EXAMPLE.read_text().replace(
-        "server:\n", f"server:\n  shutdown_timeout: {SHUTDOWN_TIMEOUT}\n", 1
+        "server:\n",
+        f"server:\n  shutdown_timeout: {SHUTDOWN_TIMEOUT}\n  tcp_port: {tcp_port}\n",
+        1,
     )
     assert "shutdown_timeout" in text
     config.write_text(text)
@@ -75,20 +102,23 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proce
                 if status == 200:
                     break
                 await asyncio.sleep(2 * UNIT)
-        yield proc, port
+        yield Served(proc, port, tcp_port)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_sigterm_sends_shutdown_reconnect_and_exits_zero(
-    served: tuple[asyncio.subprocess.Process, int],
+    served: Served, transport: str
 ) -> None:
     """On SIGTERM connected clients get close 3001 "shutdown, reconnect" and hubbub exits 0."""
-    proc, port = served
-    url = f"ws://127.0.0.1:{port}/connection/websocket"
-    clients = [await open_client(url), await open_client(url, protobuf=True)]
+    proc = served.proc
+    clients = [
+        await _connected(served, transport),
+        await _connected(served, transport, protobuf=True),
+    ]
     await clients[0].subscribe("chat:lobby")
 
     proc.send_signal(signal.SIGTERM)
@@ -98,20 +128,16 @@ async def test_sigterm_sends_shutdown_reconnect_and_exits_zero(
     assert returncode == 0, await proc.stderr.read()  # type: ignore[union-attr]
 
 
-async def test_sigterm_with_no_clients_exits_zero(
-    served: tuple[asyncio.subprocess.Process, int],
-) -> None:
+async def test_sigterm_with_no_clients_exits_zero(served: Served) -> None:
     """An idle server stops promptly and cleanly on SIGTERM."""
-    proc, _ = served
+    proc = served.proc
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(proc.wait(), WAIT * 5) == 0
 
 
-async def test_sigterm_with_an_unresponsive_client_still_exits_zero(
-    served: tuple[asyncio.subprocess.Process, int],
-) -> None:
+async def test_sigterm_with_an_unresponsive_client_still_exits_zero(served: Served) -> None:
     """A client that never answers the close frame does not hold the process past shutdown."""
-    proc, port = served
+    proc, port, _ = served
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         b"GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -126,11 +152,28 @@ async def test_sigterm_with_an_unresponsive_client_still_exits_zero(
     writer.close()
 
 
-async def test_second_server_on_a_busy_port_exits_1(
-    served: tuple[asyncio.subprocess.Process, int],
+@pytest.mark.parametrize("stage", ["preamble", "connected"])
+async def test_sigterm_with_an_unreading_tcp_client_still_exits_zero(
+    served: Served, stage: str
 ) -> None:
+    """A TCP client that never reads, mid-preamble or connected, does not hold the process."""
+    proc = served.proc
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.tcp_port)
+    if stage == "preamble":
+        writer.write(b"hubbub/1 js")  # and never the rest of the line
+        await writer.drain()
+    else:
+        writer.write(b'hubbub/1 json\n{"id":1,"connect":{}}\n')
+        assert b'"connect"' in await asyncio.wait_for(reader.readline(), WAIT)
+    # From now on this client reads nothing more.
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), WAIT * 5) == 0
+    writer.close()
+
+
+async def test_second_server_on_a_busy_port_exits_1(served: Served) -> None:
     """``hubbub serve`` on a public port another hubbub holds exits 1 with "cannot listen"."""
-    _, port = served
+    port = served.port
     internal = _free_port()
     second = await _hubbub(
         "serve", "--config", str(EXAMPLE), "--port", str(port), "--internal-port", str(internal)

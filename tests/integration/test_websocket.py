@@ -1,4 +1,8 @@
-"""The WebSocket endpoint end to end: real sockets against an in-process server."""
+"""The client protocol end to end over real sockets against an in-process server.
+
+Tests taking ``client_factory`` run over WebSocket and raw TCP alike; the rest pin
+down what only WebSocket has (subprotocols, query formats, frames, health pages).
+"""
 
 from __future__ import annotations
 
@@ -8,27 +12,23 @@ import json
 from typing import Any
 
 import pytest
-from conftest import ServerFactory, ws_url
+from conftest import ws_url
 
 from hubbub.server import Server
+from integration.conftest import Client, ClientFactory
 from integration.wsclient import WAIT, WsClient, http_get, open_client, payload
 
 CHANNEL = "chat:lobby"
 
 
 @pytest.fixture
-async def clients(server: Server) -> Any:
-    """Factory of connected JSON clients on the default server; closed at teardown."""
-    opened: list[WsClient] = []
+async def clients(server: Server, client_factory: ClientFactory) -> Any:
+    """Factory of connected JSON clients on the default server, over each transport."""
 
-    async def make(**kwargs: Any) -> WsClient:
-        client = await open_client(ws_url(server), **kwargs)
-        opened.append(client)
-        return client
+    async def make(**kwargs: Any) -> Client:
+        return await client_factory.client(server, **kwargs)
 
-    yield make
-    for client in opened:
-        await client.close()
+    return make
 
 
 async def eventually(check: Any, timeout: float = WAIT) -> None:
@@ -41,15 +41,18 @@ async def eventually(check: Any, timeout: float = WAIT) -> None:
 # ----------------------------------------------------------------------- connect
 
 
-async def test_connect_reply_has_client_id_ping_and_pong(server: Server) -> None:
+async def test_connect_reply_has_client_id_ping_and_pong(
+    server: Server, client_factory: ClientFactory
+) -> None:
     """The connect reply carries a non-empty client id, a ping interval and pong: true."""
-    client = await WsClient.open(ws_url(server))
+    client = await client_factory.open(server)
     result = await client.connect(name="python")
     assert isinstance(result["client"], str) and result["client"]
     assert isinstance(result["ping"], int) and result["ping"] > 0
     assert result["pong"] is True
-    assert isinstance(client.raw_frames[0], str)  # JSON goes out as text frames
-    assert client.ws.subprotocol is None
+    assert isinstance(client.raw_frames[0], str)  # JSON goes out as text
+    if isinstance(client, WsClient):
+        assert client.ws.subprotocol is None
     await client.close()
 
 
@@ -139,7 +142,7 @@ async def test_leave_push_when_a_subscriber_disconnects(clients: Any) -> None:
     await a.subscribe(CHANNEL, join_leave=True)
     await b.subscribe(CHANNEL, join_leave=True)
     await a.push("join")
-    b.ws.transport.abort()  # no close frame: the socket just goes away
+    b.abort()  # no close frame: the socket just goes away
     leave = await a.push("leave")
     assert leave["leave"]["info"]["client"] == b.client_id
 
@@ -180,13 +183,13 @@ async def test_presence_of_empty_channel_writes_empty_map_and_zero_counts(client
 
 
 async def test_presence_where_presence_is_off_is_not_available(
-    start_server: ServerFactory,
+    client_factory: ClientFactory,
 ) -> None:
     """presence in a namespace without presence answers 108 not available."""
-    server = await start_server(
+    server = await client_factory.start(
         **{"channels.namespaces.quiet": {"allow_subscribe": True, "allow_presence": True}}
     )
-    a = await open_client(ws_url(server))
+    a = await client_factory.client(server)
     reply = await a.call("presence", {"channel": "quiet:x"})
     assert reply["error"] == {"code": 108, "message": "not available"}
     reply = await a.call("presence_stats", {"channel": "quiet:x"})
@@ -197,7 +200,7 @@ async def test_presence_where_presence_is_off_is_not_available(
 # --------------------------------------------------------------------- history
 
 
-async def _published(client: WsClient, channel: str, n: int) -> str:
+async def _published(client: Client, channel: str, n: int) -> str:
     """Publish n messages {"n": 1..n}; return the stream epoch."""
     for i in range(1, n + 1):
         await client.publish(channel, {"n": i})
@@ -236,10 +239,10 @@ async def test_history_limit_since_and_reverse(clients: Any) -> None:
     assert [p["offset"] for p in (await history(limit=-1))["publications"]] == [1, 2, 3, 4, 5]
 
 
-async def test_history_bad_requests_and_cap(start_server: ServerFactory) -> None:
+async def test_history_bad_requests_and_cap(client_factory: ClientFactory) -> None:
     """reverse history before offset 0 is 107; limits above history_max_limit are capped."""
-    server = await start_server(**{"client.history_max_limit": 3})
-    a = await open_client(ws_url(server))
+    server = await client_factory.start(**{"client.history_max_limit": 3})
+    a = await client_factory.client(server)
     epoch = await _published(a, CHANNEL, 5)
     reply = await a.call(
         "history",
@@ -263,10 +266,10 @@ async def test_history_with_wrong_epoch_is_unrecoverable(clients: Any) -> None:
 
 
 async def test_history_where_history_is_off_is_not_available(
-    start_server: ServerFactory,
+    client_factory: ClientFactory,
 ) -> None:
     """history in a namespace that keeps no history answers 108 not available."""
-    server = await start_server(
+    server = await client_factory.start(
         **{
             "channels.namespaces.plain": {
                 "allow_subscribe": True,
@@ -275,7 +278,7 @@ async def test_history_where_history_is_off_is_not_available(
             }
         }
     )
-    a = await open_client(ws_url(server))
+    a = await client_factory.client(server)
     await a.publish("plain:x", {"n": 1})
     reply = await a.call("history", {"channel": "plain:x", "limit": 10})
     assert reply["error"] == {"code": 108, "message": "not available"}
@@ -297,7 +300,7 @@ async def test_recovery_after_a_cut_connection_replays_exactly_the_missed(
     seen = (await a.push("pub"))["pub"]["offset"]
     assert seen == 1
 
-    a.ws.transport.abort()  # cut: no close frame
+    a.abort()  # cut: no close frame
     for i in range(2, 6):
         await b.publish(CHANNEL, {"n": i})
 
@@ -326,19 +329,19 @@ async def test_recovery_at_the_top_is_recovered_with_nothing_to_replay(clients: 
 
 
 async def test_recovery_with_a_gap_larger_than_history_is_not_recovered(
-    start_server: ServerFactory,
+    client_factory: ClientFactory,
 ) -> None:
     """When more were missed than history keeps: recovered false, no publications, top offset."""
-    server = await start_server(**{"channels.namespaces.chat.history_size": 3})
-    a = await open_client(ws_url(server))
-    b = await open_client(ws_url(server))
+    server = await client_factory.start(**{"channels.namespaces.chat.history_size": 3})
+    a = await client_factory.client(server)
+    b = await client_factory.client(server)
     sub = await a.subscribe(CHANNEL)
     epoch = sub["epoch"]
     await a.close()
     for i in range(1, 6):
         await b.publish(CHANNEL, {"n": i})
 
-    a2 = await open_client(ws_url(server))
+    a2 = await client_factory.client(server)
     sub = await a2.subscribe(CHANNEL, recover=True, offset=0, epoch=epoch)
     assert sub.get("recovered", False) is False
     assert sub["was_recovering"] is True
@@ -349,11 +352,11 @@ async def test_recovery_with_a_gap_larger_than_history_is_not_recovered(
 
 
 async def test_recovery_of_more_than_recovery_max_limit_is_not_recovered(
-    start_server: ServerFactory,
+    client_factory: ClientFactory,
 ) -> None:
     """More missed publications than client.recovery_max_limit: recovered false, none replayed."""
-    server = await start_server(**{"client.recovery_max_limit": 2})
-    a = await open_client(ws_url(server))
+    server = await client_factory.start(**{"client.recovery_max_limit": 2})
+    a = await client_factory.client(server)
     epoch = await _published(a, CHANNEL, 3)
     sub = await a.subscribe(CHANNEL, recover=True, offset=0, epoch=epoch)
     assert sub.get("recovered", False) is False
@@ -392,14 +395,14 @@ async def test_unrecoverable_subscribe_with_flag_2_is_error_112(clients: Any) ->
 # ------------------------------------------------------------------------- rpc
 
 
-async def test_rpc_to_a_registered_handler(server: Server) -> None:
+async def test_rpc_to_a_registered_handler(server: Server, client_factory: ClientFactory) -> None:
     """rpc calls the handler registered with node.rpc and returns its data."""
 
     @server.node.rpc("echo")
     async def echo(ctx: Any, data: bytes) -> bytes:
         return data
 
-    a = await open_client(ws_url(server))
+    a = await client_factory.client(server)
     reply = await a.call("rpc", {"method": "echo", "data": {"ping": [1, 2]}})
     assert reply["rpc"] == {"data": {"ping": [1, 2]}}
     await a.close()
@@ -470,10 +473,10 @@ async def test_second_subscribe_to_one_channel_is_already_subscribed(clients: An
     assert second["error"]["code"] == 105
 
 
-async def test_channel_limit_per_client(start_server: ServerFactory) -> None:
+async def test_channel_limit_per_client(client_factory: ClientFactory) -> None:
     """Over client.max_channels_per_client subscriptions answers 106 limit exceeded."""
-    server = await start_server(**{"client.max_channels_per_client": 2})
-    a = await open_client(ws_url(server))
+    server = await client_factory.start(**{"client.max_channels_per_client": 2})
+    a = await client_factory.client(server)
     await a.subscribe("chat:1")
     await a.subscribe("chat:2")
     reply = await a.call("subscribe", {"channel": "chat:3"})
@@ -486,11 +489,9 @@ async def test_channel_limit_per_client(start_server: ServerFactory) -> None:
 # ------------------------------------------------------------------- framing
 
 
-async def test_publications_in_one_turn_are_coalesced_into_one_frame(
-    server: Server, clients: Any
-) -> None:
+async def test_publications_in_one_turn_are_coalesced_into_one_frame(server: Server) -> None:
     """Several publications in one loop turn reach a subscriber as ONE frame, one per line."""
-    a = await clients()
+    a = await open_client(ws_url(server))
     await a.subscribe(CHANNEL)
     before = len(a.raw_frames)
     for i in range(5):  # the memory broker never suspends: all five in this turn
@@ -502,11 +503,12 @@ async def test_publications_in_one_turn_are_coalesced_into_one_frame(
     lines = str(new_frames[0]).split("\n")
     assert len(lines) == 5
     assert [json.loads(line)["push"]["pub"]["data"]["n"] for line in lines] == list(range(5))
+    await a.close()
 
 
-async def test_several_commands_in_one_frame(server: Server) -> None:
+async def test_several_commands_in_one_frame(server: Server, client_factory: ClientFactory) -> None:
     """One frame may carry connect and further commands; each gets its own reply in order."""
-    a = await WsClient.open(ws_url(server))
+    a = await client_factory.open(server)
     connect, sub1, sub2, presence = await a.batch(
         ("connect", {}),
         ("subscribe", {"channel": "chat:a"}),
@@ -559,10 +561,12 @@ async def test_protobuf_connection(server: Server, how: str) -> None:
     await p.close()
 
 
-async def test_json_and_protobuf_clients_share_a_channel(server: Server) -> None:
+async def test_json_and_protobuf_clients_share_a_channel(
+    server: Server, client_factory: ClientFactory
+) -> None:
     """JSON publications reach Protobuf subscribers as JSON bytes, and the other way round."""
-    j = await open_client(ws_url(server))
-    p = await open_client(ws_url(server), protobuf=True)
+    j = await client_factory.client(server)
+    p = await client_factory.client(server, protobuf=True)
     await j.subscribe(CHANNEL)
     await p.subscribe(CHANNEL)
     await j.publish(CHANNEL, {"from": "json"})
@@ -579,10 +583,12 @@ async def test_json_and_protobuf_clients_share_a_channel(server: Server) -> None
     await p.close()
 
 
-async def test_newlines_in_a_protobuf_payload_do_not_break_json_framing(server: Server) -> None:
+async def test_newlines_in_a_protobuf_payload_do_not_break_json_framing(
+    server: Server, client_factory: ClientFactory
+) -> None:
     """Pretty-printed JSON from a Protobuf publisher reaches JSON clients as one line each."""
-    j = await open_client(ws_url(server))
-    p = await open_client(ws_url(server), protobuf=True)
+    j = await client_factory.client(server)
+    p = await client_factory.client(server, protobuf=True)
     await j.subscribe(CHANNEL)
     for n in range(3):  # back to back: likely one coalesced frame
         await p.publish(CHANNEL, json.dumps({"n": n, "list": [1, 2]}, indent=2).encode())
@@ -592,10 +598,12 @@ async def test_newlines_in_a_protobuf_payload_do_not_break_json_framing(server: 
     await p.close()
 
 
-async def test_binary_payload_closes_json_subscribers_with_3506(server: Server) -> None:
+async def test_binary_payload_closes_json_subscribers_with_3506(
+    server: Server, client_factory: ClientFactory
+) -> None:
     """Binary data from a Protobuf publisher closes JSON subscribers 3506; Protobuf ones get it."""
-    j = await open_client(ws_url(server))
-    p = await open_client(ws_url(server), protobuf=True)
+    j = await client_factory.client(server)
+    p = await client_factory.client(server, protobuf=True)
     await j.subscribe(CHANNEL)
     await p.subscribe(CHANNEL)
     await p.publish(CHANNEL, b"\xff\x00 not json")
@@ -604,23 +612,27 @@ async def test_binary_payload_closes_json_subscribers_with_3506(server: Server) 
     await p.close()
 
 
-async def test_binary_payload_in_history_closes_json_client_with_3506(server: Server) -> None:
+async def test_binary_payload_in_history_closes_json_client_with_3506(
+    server: Server, client_factory: ClientFactory
+) -> None:
     """A JSON client asking history that holds binary data is closed 3506, never sent bad JSON."""
-    p = await open_client(ws_url(server), protobuf=True)
+    p = await client_factory.client(server, protobuf=True)
     await p.publish(CHANNEL, b"\xff\x00 not json")
-    j = await open_client(ws_url(server))
+    j = await client_factory.client(server)
     with contextlib.suppress(ConnectionError):
         await j.call("history", {"channel": CHANNEL, "limit": -1})
     assert await j.closed() == (3506, "inappropriate protocol")
     await p.close()
 
 
-async def test_binary_payload_in_recovery_closes_json_client_with_3506(server: Server) -> None:
+async def test_binary_payload_in_recovery_closes_json_client_with_3506(
+    server: Server, client_factory: ClientFactory
+) -> None:
     """A JSON client recovering binary publications is closed 3506, never sent bad JSON."""
-    j = await open_client(ws_url(server))
+    j = await client_factory.client(server)
     epoch = (await j.subscribe(CHANNEL))["epoch"]
     await j.call("unsubscribe", {"channel": CHANNEL})
-    p = await open_client(ws_url(server), protobuf=True)
+    p = await client_factory.client(server, protobuf=True)
     await p.publish(CHANNEL, b"\xff\x00 not json")
     with contextlib.suppress(ConnectionError):
         await j.call(
@@ -642,13 +654,15 @@ async def test_centrifuge_json_subprotocol_is_echoed(server: Server) -> None:
 # ---------------------------------------------------------------------- gauges
 
 
-async def test_gauges_and_presence_return_to_zero_when_everyone_leaves(server: Server) -> None:
+async def test_gauges_and_presence_return_to_zero_when_everyone_leaves(
+    server: Server, client_factory: ClientFactory
+) -> None:
     """Once every client is gone: no sessions, connections and subscriptions gauges at 0."""
-    clients = [await open_client(ws_url(server)) for _ in range(3)]
+    clients = [await client_factory.client(server) for _ in range(3)]
     for i, client in enumerate(clients):
         await client.subscribe(CHANNEL)
         await client.subscribe(f"chat:own{i}")
-    clients[0].ws.transport.abort()
+    clients[0].abort()
     await clients[1].call("unsubscribe", {"channel": CHANNEL})
     for client in clients[1:]:
         await client.close()

@@ -313,11 +313,16 @@ class WsClient:
     def is_closed(self) -> bool:
         return self._closed.done()
 
+    def abort(self) -> None:
+        """Drop the connection without a close frame (a vanished client)."""
+        self.ws.transport.abort()
+
     async def close(self) -> None:
         """Close from the client side; fails if the server sent an id-less non-push reply."""
         self._reader.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(), WAIT)
+        self.ws.transport.abort()  # frees the socket a stalled close leaves open; else a no-op
         assert not self.unexpected, (
             f"id-less replies that are neither push nor ping: {self.unexpected}"
         )

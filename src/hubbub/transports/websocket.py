@@ -8,7 +8,6 @@ and the ``Connection`` its session writes to. The upgrade handler routes by path
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,26 +30,13 @@ from hubbub.core.node import Node
 from hubbub.core.session import Session
 from hubbub.protocol import codes
 from hubbub.protocol.codes import Disconnect
+from hubbub.transports.sockets import enable_keepalive
 
 WEBSOCKET_PATH = "/connection/websocket"
 CLOSE_GRACE = 5.0
 """Seconds to wait for the client's close frame before dropping the socket."""
 
 _log = structlog.get_logger(__name__)
-
-
-def enable_keepalive(sock: socket.socket | None) -> None:
-    """TCP keepalive, so half-open connections of vanished hosts are found by the kernel."""
-    if sock is None:
-        return
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 6)
-    except OSError:
-        pass
 
 
 class _WebSocketConnection(WSListener):

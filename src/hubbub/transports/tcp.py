@@ -1,0 +1,368 @@
+"""Raw TCP transport: the client protocol without WebSocket, for native clients.
+
+The wire, per connection (``server.tcp_port``):
+
+1. The client opens with one preamble line naming the codec, at most 64 bytes with
+   its ``\\n``, within ``client.stale_timeout``: ``hubbub/1 json``, ``hubbub/1 protobuf``,
+   ``hubbub/1 msgpack`` (any registered codec name). The server does not answer a
+   good preamble; a bad one gets a single line ``hubbub/1 error <reason>\\n`` (reason
+   ``unknown codec``, ``bad preamble``, ``stale`` or ``shutdown``) and the close.
+2. Then messages both ways, framed by the codec's kind:
+
+   * text codecs (JSON): one message per line, each followed by ``\\n``;
+   * binary codecs (Protobuf, msgpack): ``uvarint(len) + message``, back to back,
+     exactly the items those codecs encode.
+
+   A message over ``client.max_message_bytes`` ends the connection "message too big".
+3. The server ends a connection by sending a ``Disconnect`` push with the code and
+   reason (PROTOCOL.md §8.4: transports without a close frame deliver the disconnect
+   as a push), then its EOF; it drops the socket at the client's EOF or CLOSE_GRACE
+   later. EOF from the client, even mid-message, is a lost connection.
+
+The framers are sans-I/O (bytes in, complete messages out) so a client can reuse them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol, cast
+
+import structlog
+
+from hubbub.codecs.base import Codec
+from hubbub.core.node import Node
+from hubbub.core.session import Session
+from hubbub.errors import ProtocolError
+from hubbub.protocol import codes
+from hubbub.protocol.codes import Disconnect
+from hubbub.protocol.messages import Disconnect as DisconnectPush
+from hubbub.protocol.messages import Push, Reply
+from hubbub.protocol.varint import decode_uvarint
+from hubbub.transports.sockets import enable_keepalive
+
+PREAMBLE = b"hubbub/1"
+"""First word of the preamble line and of a refusal line: protocol name and version."""
+MAX_PREAMBLE = 64
+"""Longest preamble line, ``\\n`` included."""
+CLOSE_GRACE = 5.0
+"""Seconds a closing connection waits for the client's EOF before it is dropped."""
+
+_VARINT_MAX_LEN = 10
+_log = structlog.get_logger(__name__)
+
+
+def _too_big(size: int) -> ProtocolError:
+    return ProtocolError(f"message of {size} bytes", codes.MESSAGE_TOO_BIG)
+
+
+# --------------------------------------------------------------------------- framing
+
+
+class Framer(Protocol):
+    """Cuts a byte stream into chunks of complete messages."""
+
+    def feed(self, data: bytes) -> bytes | None:
+        """Take ``data``; return the messages it completed as one chunk, or None.
+
+        Raises:
+            ProtocolError: a message is over the limit (``MESSAGE_TOO_BIG``) or its
+                length prefix is garbage.
+        """
+        ...
+
+
+class LineFramer:
+    """Newline-delimited messages; a chunk is complete lines joined by ``\\n``."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> bytes | None:
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._buffer += data
+            if len(self._buffer) > self._limit:  # a line this long can only grow
+                raise _too_big(len(self._buffer))
+            return None
+        if self._buffer:
+            self._buffer += data[:end]
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            chunk = data[:end]
+        rest = data[end + 1 :]
+        if len(rest) > self._limit:
+            raise _too_big(len(rest))
+        self._buffer += rest
+        if len(chunk) > self._limit:
+            longest = max(len(line) for line in chunk.split(b"\n"))
+            if longest > self._limit:
+                raise _too_big(longest)
+        return chunk
+
+
+class LengthPrefixFramer:
+    """``uvarint(len) + message`` items; a chunk is complete items, prefixes included."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> bytes | None:
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            end = self._complete(buffer)
+            if not end:
+                return None
+            chunk = bytes(buffer[:end])
+            del buffer[:end]
+            return chunk
+        end = self._complete(data)  # the common case: no copy when nothing is left over
+        buffer += data[end:]
+        return data[:end] if end else None
+
+    def _complete(self, data: bytes | bytearray) -> int:
+        """Where the last complete item in ``data`` ends (0: none yet)."""
+        pos, size_of_data = 0, len(data)
+        while pos < size_of_data:
+            try:
+                size, start = decode_uvarint(data, pos)
+            except ProtocolError:
+                if size_of_data - pos < _VARINT_MAX_LEN:
+                    break  # the length prefix itself is still arriving
+                raise
+            if size > self._limit:
+                raise _too_big(size)
+            if start + size > size_of_data:
+                break
+            pos = start + size
+        return pos
+
+
+def framer_for(codec: Codec, limit: int) -> Framer:
+    """Lines for text codecs, length prefixes for binary ones."""
+    return LengthPrefixFramer(limit) if codec.binary else LineFramer(limit)
+
+
+def refusal(reason: str) -> bytes:
+    """The line a refused client reads before the close."""
+    return PREAMBLE + b" error " + reason.encode() + b"\n"
+
+
+def disconnect_push(disconnect: Disconnect) -> Reply:
+    """The Disconnect push that carries a close code where there is no close frame."""
+    return Reply(
+        push=Push(
+            disconnect=DisconnectPush(
+                code=disconnect.code, reason=disconnect.reason, reconnect=disconnect.reconnect
+            )
+        )
+    )
+
+
+# ------------------------------------------------------------------------ connection
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One TCP connection: the asyncio protocol and its session's Connection."""
+
+    transport_name = "tcp"
+
+    def __init__(self, node: Node, pending: set[_TcpConnection]) -> None:
+        self.node = node
+        self.remote = ""
+        self._pending = pending  # the server's connections still in their preamble
+        self._preamble = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._session: Session | None = None
+        self._codec: Codec | None = None
+        self._framer: Framer | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._ending = False  # our last bytes are written; what comes in is dropped
+
+    # ---------------------------------------------------------- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport; uvloop's does not subclass asyncio.Transport, so no isinstance.
+        self._transport = cast(asyncio.Transport, transport)
+        enable_keepalive(transport.get_extra_info("socket"))
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.remote = f"{peer[0]}:{peer[1]}"
+        self._pending.add(self)
+        self._arm(self.node.settings.client.stale_timeout, self.refuse, "stale")
+
+    def data_received(self, data: bytes) -> None:
+        if self._ending:
+            return
+        if self._session is None:
+            self._read_preamble(data)
+            return
+        assert self._framer is not None
+        try:
+            chunk = self._framer.feed(data)
+        except ProtocolError as exc:
+            _log.info("bad TCP framing", remote=self.remote, error=str(exc))
+            self._session.close(exc.disconnect)
+            return
+        if chunk is not None:
+            self._session.data_received(chunk)
+
+    def eof_received(self) -> bool:
+        return False  # the client is gone; a half-sent message is dropped with it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._pending.discard(self)
+        self._disarm()
+        if self._session is not None:
+            self._session.connection_lost()
+
+    def _arm(self, delay: float, callback: Callable[..., object], *args: Any) -> None:
+        """Set the one timer of this connection: the preamble deadline or the close grace."""
+        self._disarm()
+        self._timer = asyncio.get_running_loop().call_later(delay, callback, *args)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # ------------------------------------------------------------------ preamble
+
+    def _read_preamble(self, data: bytes) -> None:
+        self._preamble += data
+        end = self._preamble.find(b"\n")
+        if end < 0 and len(self._preamble) < MAX_PREAMBLE:
+            return  # the line is still arriving
+        if end < 0 or end >= MAX_PREAMBLE:
+            self.refuse("bad preamble")
+            return
+        words = bytes(self._preamble[:end]).rstrip(b"\r").split(b" ")
+        rest = bytes(self._preamble[end + 1 :])
+        self._preamble.clear()
+        if len(words) != 2 or words[0] != PREAMBLE:
+            self.refuse("bad preamble")
+            return
+        try:
+            codec = self.node.codecs.get(words[1].decode("ascii", "replace"))
+        except KeyError:
+            self.refuse("unknown codec")
+            return
+        self._open(codec)
+        if rest:
+            self.data_received(rest)
+
+    def _open(self, codec: Codec) -> None:
+        self._pending.discard(self)
+        self._disarm()
+        self._codec = codec
+        self._framer = framer_for(codec, self.node.settings.client.max_message_bytes)
+        self._session = self.node.accept(self, codec)
+
+    def refuse(self, reason: str) -> None:
+        """Answer a connection that has no session yet with one error line and close it."""
+        transport = self._transport
+        if self._session is not None or transport is None or self._ending:
+            return
+        _log.info("TCP connection refused", remote=self.remote, reason=reason)
+        transport.write(refusal(reason))
+        self._end(abort=False)
+
+    # -------------------------------------------------------- session Connection
+
+    def write(self, frame: bytes) -> None:
+        assert self._transport is not None and self._codec is not None
+        if self._codec.binary:
+            self._transport.write(frame)
+        else:
+            self._transport.writelines((frame, b"\n"))  # the codec joined the lines
+
+    def buffered_bytes(self) -> int:
+        assert self._transport is not None
+        return self._transport.get_write_buffer_size()
+
+    def close(self, disconnect: Disconnect) -> None:
+        if self._transport is None or self._ending:
+            return
+        if self._codec is not None:
+            self.write(self._codec.join([self._codec.encode(disconnect_push(disconnect))]))
+        # A slow client's buffer is full: do not wait on it.
+        self._end(abort=disconnect is codes.SLOW)
+
+    def _end(self, *, abort: bool) -> None:
+        """Finish after what is written: FIN, then drop input until the client closes.
+
+        Closing at once while the client's bytes are still unread makes the kernel send
+        a reset, which can destroy our last message (the Disconnect push or the error
+        line) before the client reads it. So, like a WebSocket close handshake: half-close,
+        wait for the client's EOF, give up after CLOSE_GRACE.
+        """
+        transport = self._transport
+        assert transport is not None
+        self._ending = True
+        if abort:
+            transport.abort()
+            return
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()  # sent once the buffer is flushed
+            else:
+                transport.close()
+        except OSError:  # the client is gone already
+            transport.abort()
+            return
+        self._arm(CLOSE_GRACE, transport.abort)
+
+
+# ---------------------------------------------------------------------------- server
+
+
+class TcpServer:
+    """The raw TCP port of a node (``server.tcp_port``)."""
+
+    def __init__(self, node: Node, *, host: str, port: int, reuse_port: bool = False) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self.reuse_port = reuse_port
+        self._server: asyncio.Server | None = None
+        self._pending: set[_TcpConnection] = set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _TcpConnection(self.node, self._pending),
+            self.host,
+            self.port,
+            reuse_port=self.reuse_port or None,
+        )
+        sockets = list(self._server.sockets or ())
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    def stop_accepting(self) -> None:
+        """Accept no more connections; drop those that have not said their codec yet."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._pending):
+            connection.refuse("shutdown")
+
+    async def wait_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+__all__ = [
+    "MAX_PREAMBLE",
+    "PREAMBLE",
+    "Framer",
+    "LengthPrefixFramer",
+    "LineFramer",
+    "TcpServer",
+    "disconnect_push",
+    "framer_for",
+    "refusal",
+]
