@@ -40,6 +40,9 @@ def serve(
     log_level: Annotated[
         Optional[str], typer.Option(help="debug, info, warning or error")  # noqa: UP045
     ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Server processes sharing the ports (needs a broker)")
+    ] = 1,
 ) -> None:
     """Run the server until SIGTERM or SIGINT."""
     overrides: dict[str, object] = {}
@@ -57,12 +60,21 @@ def serve(
     assert isinstance(settings, Settings)
     from hubbub.observability.logging import configure_logging
     from hubbub.server import run
+    from hubbub.workers import Supervisor, check_workers
+
+    try:
+        check_workers(settings, workers)
+    except ConfigError as exc:
+        typer.echo(f"hubbub: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     try:
         configure_logging(settings.log.level, settings.log.format)
     except ValueError as exc:
         typer.echo(f"hubbub: {exc}", err=True)
         raise typer.Exit(2) from None
+    if workers > 1:
+        raise typer.Exit(Supervisor(settings, workers).run())
     try:
         run(settings)
     except OSError as exc:  # port in use, address not available

@@ -21,7 +21,10 @@ class Server:
     """A node with its public WebSocket port, its internal operators' port and, when
     ``server.tcp_port`` is set, a raw TCP port for native clients."""
 
-    def __init__(self, settings: Settings, node: Node | None = None) -> None:
+    def __init__(
+        self, settings: Settings, node: Node | None = None, *, reuse_port: bool = False
+    ) -> None:
+        """``reuse_port``: share the public ports with sibling worker processes."""
         self.settings = settings
         self.node = node if node is not None else Node(settings)
         self._ready = False
@@ -30,11 +33,14 @@ class Server:
             host=settings.server.host,
             port=settings.server.port,
             ready=lambda: self._ready,
+            reuse_port=reuse_port,
         )
         tcp_port = settings.server.tcp_port
         self.tcp: TcpServer | None = None
         if tcp_port is not None:
-            self.tcp = TcpServer(self.node, host=settings.server.host, port=tcp_port)
+            self.tcp = TcpServer(
+                self.node, host=settings.server.host, port=tcp_port, reuse_port=reuse_port
+            )
         self.internal = InternalServer(
             self.node.metrics,
             host=settings.server.host,
@@ -82,11 +88,12 @@ class Server:
         _log.info("stopped")
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, *, reuse_port: bool = False) -> None:
     """Run a server in this process on uvloop until a signal stops it."""
+    server = Server(settings, reuse_port=reuse_port)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        asyncio.run(Server(settings).run_until_signal())
+        asyncio.run(server.run_until_signal())
     else:
-        uvloop.run(Server(settings).run_until_signal())
+        uvloop.run(server.run_until_signal())

@@ -92,6 +92,9 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(levelno)
+    # picows logs every accepted connection at info: at 10^4 connections that is noise
+    # and CPU. Its warnings still show; its chatter only with --log-level debug.
+    logging.getLogger("picows").setLevel(max(levelno, logging.WARNING))
 
     structlog.configure(
         processors=[

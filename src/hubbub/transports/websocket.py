@@ -161,11 +161,18 @@ class WebSocketServer:
     """The public WebSocket port of a node."""
 
     def __init__(
-        self, node: Node, *, host: str, port: int, ready: Callable[[], bool] | None = None
+        self,
+        node: Node,
+        *,
+        host: str,
+        port: int,
+        ready: Callable[[], bool] | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.node = node
         self.host = host
         self.port = port
+        self.reuse_port = reuse_port
         self._ready = ready or (lambda: True)
         self._server: asyncio.Server | None = None
 
@@ -196,6 +203,8 @@ class WebSocketServer:
             max_frame_size=2 * self.node.settings.client.max_message_bytes,
             enable_auto_pong=True,
             websocket_handshake_timeout=10,
+            # Only --workers shares a port; otherwise a second server must fail to bind.
+            reuse_port=self.reuse_port or None,
         )
         sockets = list(self._server.sockets or ())
         if sockets:

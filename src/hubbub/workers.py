@@ -1,0 +1,120 @@
+"""``--workers N``: N server processes sharing one port, supervised by the parent.
+
+The kernel spreads new connections over the processes (SO_REUSEPORT). Processes
+share nothing but the broker, so a memory broker is refused: a publication on one
+worker would never reach the clients of another. Each worker gets its own internal
+port (``internal_port + i``) so every worker's metrics can be scraped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import structlog
+
+from hubbub.config import Settings
+from hubbub.errors import ConfigError
+
+PR_SET_PDEATHSIG = 1
+RESTART_DELAY = 1.0
+"""Seconds before a worker that died on its own is started again."""
+
+_log = structlog.get_logger(__name__)
+
+
+def check_workers(settings: Settings, workers: int) -> None:
+    """Refuse a worker count the configuration cannot serve correctly."""
+    if workers < 1:
+        raise ConfigError(f"--workers: expected 1 or more (got {workers})")
+    if workers > 1 and settings.engine.broker.startswith("memory:"):
+        raise ConfigError(
+            f"--workers {workers} needs a broker the processes share: set engine.broker "
+            "to a redis:// or nats:// URL in the config file (or HUBBUB_ENGINE_BROKER); "
+            "with the memory broker a message published on one worker never reaches "
+            "clients of another"
+        )
+
+
+def worker_settings(settings: Settings, index: int) -> Settings:
+    """The settings of worker ``index``: its own internal port, unless ports are picked freely."""
+    server = settings.server
+    internal = server.internal_port + index if server.internal_port else 0
+    return settings.model_copy(
+        update={"server": server.model_copy(update={"internal_port": internal})}
+    )
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the supervisor dies, so no worker outlives it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor's own handler must do
+        pass
+
+
+def _worker_main(settings: Settings, index: int) -> None:
+    _die_with_parent()
+    structlog.contextvars.bind_contextvars(worker=index)
+    from hubbub.server import run
+
+    run(settings, reuse_port=True)
+
+
+class Supervisor:
+    """Starts the workers, restarts one that dies, forwards SIGTERM/SIGINT to all."""
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.settings = settings
+        self.count = workers
+        self._context = multiprocessing.get_context("fork")
+        self._procs: dict[int, BaseProcess] = {}
+        self._stopping = False
+
+    def _start(self, index: int) -> None:
+        proc = self._context.Process(
+            target=_worker_main,
+            args=(worker_settings(self.settings, index), index),
+            name=f"hubbub-worker-{index}",
+        )
+        proc.start()
+        self._procs[index] = proc
+        _log.info("worker started", worker=index, pid=proc.pid)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+        for proc in self._procs.values():
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    def run(self) -> int:
+        """Run until a signal; the exit status is 0 when every worker stopped cleanly."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        for index in range(self.count):
+            self._start(index)
+        while not self._stopping:
+            for index, proc in list(self._procs.items()):
+                if not proc.is_alive() and not self._stopping:
+                    _log.error("worker died", worker=index, exitcode=proc.exitcode)
+                    time.sleep(RESTART_DELAY)
+                    if not self._stopping:
+                        self._start(index)
+            time.sleep(0.2)
+        deadline = time.monotonic() + self.settings.server.shutdown_timeout + 5
+        status = 0
+        for proc in self._procs.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+                status = 1
+            elif proc.exitcode not in (0, None):
+                status = 1
+        return status
