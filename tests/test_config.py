@@ -621,6 +621,18 @@ def test_options_for(channels: ChannelsSettings, channel: str, expected: str | N
 
 def test_engine_urls_default_to_the_broker() -> None:
     """presence_url and history_url fall back to the broker unless set on their own."""
-    engine = EngineSettings(broker="redis://r:6379", history="postgresql://db/chat")
-    assert engine.presence_url == "redis://r:6379"
-    assert engine.history_url == "postgresql://db/chat"
+    engine = EngineSettings(broker="redis://r:6379", presence="nats://n:4222")
+    assert engine.presence_url == "nats://n:4222"
+    assert engine.history_url == "redis://r:6379"
+
+
+def test_history_url_other_than_the_broker_is_refused(tmp_path: Path) -> None:
+    """engine.history must be the broker's URL: the broker assigns offsets as it publishes."""
+    path = tmp_path / "engine.yaml"
+    path.write_text("engine:\n  broker: redis://127.0.0.1:6379/0\n  history: nats://h:4222\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert "engine.history" in str(err.value) and ":3:" in str(err.value)
+    same = tmp_path / "same.yaml"
+    same.write_text("engine:\n  broker: nats://h:4222\n  history: nats://h:4222\n")
+    assert load_settings(same, environ={}).engine.history_url == "nats://h:4222"

@@ -267,7 +267,23 @@ class EngineSettings(_Section):
 
     broker: EngineUrl = "memory://"
     presence: EngineUrl | None = None
-    history: EngineUrl | None = None
+    history: EngineUrl | None = Field(default=None, validate_default=True)
+
+    @field_validator("history")
+    @classmethod
+    def _history_lives_with_the_broker(
+        cls, history: str | None, info: ValidationInfo
+    ) -> str | None:
+        """Offsets are assigned in the same atomic step that publishes: one engine does both."""
+        broker = info.data.get("broker")
+        if history is None or broker is None or history == broker:
+            return history
+        raise PydanticCustomError(
+            "hubbub_conflict",
+            "history is kept by the broker (each offset is assigned in the step that "
+            "publishes), so engine.history must be the broker's URL or left out",
+            {"related": "broker"},
+        )
 
     @property
     def presence_url(self) -> str:
