@@ -19,6 +19,27 @@ BATCH = 8  # publish commands per frame, well under max_message_bytes
 MAX_PUBLICATIONS = 4000  # ~16 MiB: a bound on the flood, never reached in practice
 
 
+class _Recording:
+    """Stands between a session and its transport, noting every frame and the backlog."""
+
+    def __init__(self, inner: Any, frames: list[int], buffered: list[int]) -> None:
+        self._inner = inner
+        self._frames = frames
+        self._buffered = buffered
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def write(self, frame: bytes) -> None:
+        self._frames.append(len(frame))
+        self._inner.write(frame)
+
+    def buffered_bytes(self) -> int:  # the session asks this after every flush
+        size: int = self._inner.buffered_bytes()
+        self._buffered.append(size)
+        return size
+
+
 def _small_socket(port: int) -> socket.socket:
     """A connected socket whose receive buffer is small, so the kernel soaks up little."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -54,20 +75,7 @@ async def test_slow_client_is_disconnected_and_memory_stays_bounded(
     session = server.node.sessions[slow.client_id]
     frames: list[int] = []
     buffered: list[int] = []
-    connection = session.connection
-    write, backlog = connection.write, connection.buffered_bytes
-
-    def recording_write(frame: bytes) -> None:
-        frames.append(len(frame))
-        write(frame)
-
-    def recording_backlog() -> int:  # the session asks this after every flush
-        size = backlog()
-        buffered.append(size)
-        return size
-
-    connection.write = recording_write  # type: ignore[method-assign]
-    connection.buffered_bytes = recording_backlog  # type: ignore[method-assign]
+    session.connection = _Recording(session.connection, frames, buffered)
 
     published = 0
     async with asyncio.timeout(10 * WAIT):

@@ -43,6 +43,17 @@ class _WebSocketConnection(WSListener):
     """One WebSocket connection: picows listener and the session's Connection."""
 
     transport_name = "websocket"
+    __slots__ = (
+        "_fragments",
+        "_fragments_size",
+        "_limit",
+        "_msg_type",
+        "_session",
+        "_transport",
+        "codec",
+        "node",
+        "remote",
+    )
 
     def __init__(self, node: Node, codec: Codec, remote: str) -> None:
         self.node = node
@@ -203,6 +214,9 @@ class WebSocketServer:
             max_frame_size=2 * self.node.settings.client.max_message_bytes,
             enable_auto_pong=True,
             websocket_handshake_timeout=10,
+            # Commands are small; the buffer grows for a big one. 16 KiB (the default)
+            # per idle connection would be most of its memory.
+            read_buffer_init_size=2048,
             # Only --workers shares a port; otherwise a second server must fail to bind.
             reuse_port=self.reuse_port or None,
         )
