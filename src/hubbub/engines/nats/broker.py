@@ -1,0 +1,218 @@
+"""``NatsBroker``: core NATS carries live events, JetStream streams keep history.
+
+Subscribing a channel subscribes its live subject, then reads the stream's tail: whatever
+is stored later comes live, so nothing is missed and nothing older is delivered. Each
+subscribed channel has a ``ChannelFeed`` (feed.py) that puts publications back in offset
+order. The connection runs with ``no_echo``, so a node hands its own publications to its
+feed directly, after JetStream stored them (history.py).
+
+nats-py resubscribes after a reconnect; every subscribed channel is then reported as a
+gap, because core NATS dropped whatever was published meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Self
+
+import msgspec
+import nats.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from hubbub.engines.base import Broker, BrokerEventHandler, HistoryOptions
+from hubbub.engines.nats.feed import ChannelFeed, FeedSink
+from hubbub.engines.nats.history import HistoryStreams
+from hubbub.engines.nats.link import Link
+from hubbub.engines.nats.names import Names, last_token
+from hubbub.engines.nats.options import NatsOptions
+from hubbub.engines.nats.state import (
+    JOIN,
+    LEAVE,
+    PUB,
+    Record,
+    client_info,
+    decode_record,
+    encode,
+    event,
+    publication,
+    wire_info,
+)
+from hubbub.protocol.messages import ClientInfo, Publication, StreamPosition
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class _Subscribed:
+    feed: ChannelFeed
+    sub: Subscription | None = None
+
+
+class NatsBroker:
+    """Broker over NATS: core subjects fan out, JetStream streams keep history."""
+
+    def __init__(self, options: NatsOptions) -> None:
+        self.options = options
+        self._names = Names(options.prefix)
+        self._link = Link(options, on_reconnected=self._reconnected)
+        self._streams = HistoryStreams(self._link, self._names)
+        self._handler: BrokerEventHandler | None = None
+        self._channels: dict[str, _Subscribed] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        return cls(NatsOptions.from_url(url))
+
+    async def start(self, handler: BrokerEventHandler) -> None:
+        await self._link.open()
+        self._handler = handler
+
+    async def close(self) -> None:
+        self._handler = None
+        for entry in self._channels.values():
+            entry.feed.close()
+        self._channels.clear()
+        await self._streams.close()
+        await self._link.close()
+
+    # ------------------------------------------------------------------ subscriptions
+
+    async def subscribe(self, channels: Sequence[str]) -> None:
+        fresh = [channel for channel in dict.fromkeys(channels) if channel not in self._channels]
+        for channel in fresh:
+            wait = self.options.reorder_wait
+            self._channels[channel] = _Subscribed(ChannelFeed(channel, self, wait))
+        try:
+            async with self._link.guard("subscribe"):
+                for channel in fresh:
+                    live = self._names.live(channel)
+                    self._channels[channel].sub = await self._link.nc.subscribe(
+                        live, cb=self._on_live
+                    )
+                # Read after SUB: whatever is stored later comes live, and is delivered.
+                tails = await asyncio.gather(*(self._streams.read_tail(c) for c in fresh))
+        except BaseException:
+            await self._drop(fresh)
+            raise
+        for channel, tail in zip(fresh, tails, strict=True):
+            self._channels[channel].feed.begin(None if tail is None else tail.record)
+
+    async def unsubscribe(self, channels: Sequence[str]) -> None:
+        await self._drop(channels)
+
+    async def _drop(self, channels: Sequence[str]) -> None:
+        for channel in channels:
+            entry = self._channels.pop(channel, None)
+            if entry is None:
+                continue
+            entry.feed.close()
+            if entry.sub is not None:  # best effort: the server forgets it on reconnect anyway
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await asyncio.wait_for(entry.sub.unsubscribe(), self.options.timeout)
+
+    async def _on_live(self, msg: Msg) -> None:
+        try:
+            channel = last_token(msg.subject)
+            record = decode_record(msg.data)
+        except (ValueError, msgspec.DecodeError):
+            _log.warning("dropped an undecodable NATS message", subject=msg.subject)
+            return
+        entry = self._channels.get(channel)
+        if entry is not None:
+            entry.feed.accept(record)
+
+    def _reconnected(self) -> None:
+        """Core NATS lost whatever was published while we were away: tell the handler."""
+        self._streams.forget()
+        for entry in self._channels.values():
+            entry.feed.adopt()
+        if self._handler is not None and self._channels:
+            self._handler.on_gap(list(self._channels))
+
+    # ---------------------------------------------------------------------- FeedSink
+
+    def deliver(self, channel: str, record: Record) -> None:
+        handler = self._handler
+        if handler is None:
+            return
+        if record.kind == JOIN:
+            handler.on_join(channel, client_info(record.info))
+        elif record.kind == LEAVE:
+            handler.on_leave(channel, client_info(record.info))
+        else:
+            handler.on_publication(channel, publication(record))
+
+    def gap(self, channel: str) -> None:
+        if self._handler is not None:
+            self._handler.on_gap([channel])
+
+    async def fetch(self, channel: str, epoch: str, first: int, last: int) -> list[Record]:
+        async with self._link.guard("history read"):
+            return await self._streams.between(channel, epoch, first, last)
+
+    # ---------------------------------------------------------------------- publish
+
+    async def publish(
+        self, channel: str, pub: Publication, history: HistoryOptions | None
+    ) -> StreamPosition:
+        if history is None or not history.enabled:
+            async with self._link.guard("publish"):
+                await self._send_live(channel, event(PUB, pub), required=True)
+            return StreamPosition()
+        # Held until sent, so this node sends (and delivers) its offsets in order.
+        async with self._link.guard("publish"), self._streams.hold(channel):
+            tail = await self._streams.append(channel, pub, history)
+            await self._send_live(channel, tail.record, required=False)
+        return tail.record.position
+
+    async def publish_join(self, channel: str, info: ClientInfo) -> None:
+        await self._send_presence(channel, JOIN, info)
+
+    async def publish_leave(self, channel: str, info: ClientInfo) -> None:
+        await self._send_presence(channel, LEAVE, info)
+
+    async def _send_presence(self, channel: str, kind: int, info: ClientInfo) -> None:
+        async with self._link.guard("publish"):
+            await self._send_live(channel, Record(kind=kind, info=wire_info(info)), required=True)
+
+    async def _send_live(self, channel: str, record: Record, *, required: bool) -> None:
+        """Send to every other node, then deliver here. Once a publication is in history a
+        failed send is not an error: other nodes read it from there at their next one."""
+        try:
+            await self._link.nc.publish(self._names.live(channel), encode(record))
+        except nats.errors.Error as exc:
+            if required:
+                raise
+            _log.warning("a stored publication was not sent live", channel=channel, error=str(exc))
+        entry = self._channels.get(channel)
+        if entry is not None:
+            entry.feed.accept(record)
+
+    # ---------------------------------------------------------------------- history
+
+    async def history(
+        self,
+        channel: str,
+        *,
+        since: StreamPosition | None,
+        limit: int,
+        reverse: bool,
+        meta_ttl: float | None = None,
+    ) -> tuple[list[Publication], StreamPosition]:
+        async with self._link.guard("history"):
+            return await self._streams.page(
+                channel, since=since, limit=limit, reverse=reverse, meta_ttl=meta_ttl
+            )
+
+    async def remove_history(self, channel: str) -> None:
+        async with self._link.guard("remove history"):
+            await self._streams.remove(channel)
+
+
+_broker: type[Broker] = NatsBroker
+_sink: type[FeedSink] = NatsBroker

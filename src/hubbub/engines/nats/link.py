@@ -1,0 +1,163 @@
+"""The NATS connection each engine holds, and how its failures reach the caller.
+
+nats-py reconnects by itself (here with exponential back-off and jitter) and
+resubscribes; the owner hears of it through ``on_reconnected``. While disconnected
+nothing is buffered: publishes fail at once rather than leave later, after the client
+was told they failed. Every call runs under ``Link.guard``: a deadline of ``timeout``
+seconds, and every NATS failure turned into ``EngineError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
+
+import msgspec
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client, Server
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
+from hubbub.engines.nats.options import NatsOptions
+from hubbub.errors import EngineError
+
+_log = structlog.get_logger(__name__)
+
+WRONG_LAST_SEQUENCE: Final = 10071
+"""JetStream's error code when Nats-Expected-Last-Subject-Sequence does not match."""
+STREAM_NOT_FOUND: Final = 10059
+STREAM_NAME_IN_USE: Final = 10058
+"""The stream exists with another configuration."""
+
+
+class Link:
+    """One NATS connection: back-off on reconnect, no buffering while disconnected."""
+
+    def __init__(self, options: NatsOptions, on_reconnected: Callable[[], None] = lambda: None):
+        self.options = options
+        self._on_reconnected = on_reconnected
+        self._nc: Client | None = None
+        self.js: JetStreamContext | None = None
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None:
+            raise EngineError("the NATS engine is not started")
+        return self._nc
+
+    def jetstream(self) -> JetStreamContext:
+        if self.js is None:
+            raise EngineError("the NATS engine is not started")
+        return self.js
+
+    @contextlib.asynccontextmanager
+    async def guard(self, action: str) -> AsyncIterator[None]:
+        """Turn every NATS failure, and taking longer than ``timeout``, into EngineError."""
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                yield
+        except EngineError:
+            raise
+        except (nats.errors.Error, TimeoutError, OSError, msgspec.DecodeError) as exc:
+            raise EngineError(f"NATS {action} failed: {exc or type(exc).__name__}") from exc
+
+    async def open(self) -> None:
+        options = self.options
+        nc = Client()
+        try:
+            async with self.guard("connect"):
+                await nc.connect(
+                    servers=[options.server],
+                    name="hubbub",
+                    no_echo=True,  # a node delivers its own publications itself
+                    pending_size=0,  # fail publishes while disconnected: never send them late
+                    connect_timeout=math.ceil(options.timeout),
+                    reconnect_time_wait=math.ceil(options.reconnect_wait),
+                    max_reconnect_attempts=-1,
+                    reconnect_to_server_handler=self._backoff,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
+                    error_cb=self._error,
+                )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise
+        self._nc = nc
+        self.js = nc.jetstream(timeout=options.timeout)
+
+    async def close(self) -> None:
+        nc, self._nc, self.js = self._nc, None, None
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), self.options.timeout)
+
+    async def snapshot(
+        self, stream: str, subject: str, policy: api.DeliverPolicy, upto: int = 0
+    ) -> list[Msg]:
+        """Every stored message of ``subject`` (or the last of each, by ``policy``), in order,
+        through a short-lived push consumer; up to stream sequence ``upto`` when given."""
+        nc, js = self.nc, self.jetstream()
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        name = ""
+        try:
+            config = api.ConsumerConfig(
+                deliver_subject=inbox,
+                filter_subject=subject,
+                deliver_policy=policy,
+                ack_policy=api.AckPolicy.NONE,
+                mem_storage=True,
+                inactive_threshold=max(10.0, 2 * self.options.timeout),
+            )
+            try:
+                info = await js.add_consumer(stream, config)
+            except nats.js.errors.NotFoundError as exc:
+                if exc.err_code == STREAM_NOT_FOUND:
+                    return []
+                raise
+            name = info.name or ""
+            pending = info.num_pending or 0
+            messages: list[Msg] = []
+            while pending:
+                msg = await sub.next_msg(timeout=self.options.timeout)
+                messages.append(msg)
+                pending = msg.metadata.num_pending or 0
+                if upto and (msg.metadata.sequence.stream or 0) >= upto:
+                    break
+            return messages
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+            if name:  # the server would drop it when idle anyway; this frees it now
+                with contextlib.suppress(nats.errors.Error):
+                    await nc.publish(f"$JS.API.CONSUMER.DELETE.{stream}.{name}")
+
+    def _backoff(self, servers: list[Server], info: dict[str, Any]) -> tuple[Server | None, float]:
+        """nats-py asks before each reconnect attempt: exponential back-off with jitter."""
+        attempts = min(server.reconnects for server in servers)
+        delay = min(
+            self.options.reconnect_max_wait, self.options.reconnect_wait * 2 ** min(attempts, 16)
+        )
+        return servers[0], delay * random.uniform(0.5, 1.0)
+
+    async def _disconnected(self) -> None:
+        if self._nc is None:
+            return  # closing
+        _log.warning("NATS connection lost; reconnecting", server=self.options.server)
+
+    async def _reconnected(self) -> None:
+        _log.info("NATS connection back", server=self.options.server)
+        try:
+            self._on_reconnected()
+        except Exception:  # never break nats-py's reconnect task
+            _log.exception("NATS reconnect handling failed")
+
+    async def _error(self, exc: Exception) -> None:
+        _log.debug("NATS connection error", error=str(exc) or type(exc).__name__)

@@ -1,0 +1,143 @@
+"""``NatsPresenceStore``: who is in a channel, in a JetStream key-value bucket.
+
+One key per channel and client (names.py). A bucket has one TTL for every key (per-key
+TTLs need nats-server 2.11), so each entry carries its own expiry and the bucket's TTL
+only grows to the longest ttl asked for: storage is freed at most that long after a
+client's last refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from dataclasses import replace
+from typing import Self
+
+import msgspec
+import nats.js.errors
+from nats.js import api
+
+from hubbub.engines.base import PresenceStore
+from hubbub.engines.nats.link import STREAM_NAME_IN_USE, Link
+from hubbub.engines.nats.names import Names, last_token
+from hubbub.engines.nats.options import NatsOptions
+from hubbub.engines.nats.state import WireInfo, client_info, encode, now_ms, wire_info
+from hubbub.protocol.messages import ClientInfo
+
+
+class _Entry(msgspec.Struct, array_like=True, frozen=True):
+    expires: int
+    """Unix ms; the bucket's max_age is only an upper bound shared by all entries."""
+    info: WireInfo
+
+
+_decode_entry = msgspec.msgpack.Decoder(_Entry).decode
+
+
+class NatsPresenceStore:
+    """Presence in a JetStream key-value bucket, one key per channel and client."""
+
+    def __init__(self, options: NatsOptions) -> None:
+        self.options = options
+        self._names = Names(options.prefix)
+        self._link = Link(options, on_reconnected=self._forget_bucket)
+        self._opening = asyncio.Lock()
+        self._bucket_ttl = 0.0
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        return cls(NatsOptions.from_url(url))
+
+    async def add(self, channel: str, client_id: str, info: ClientInfo, ttl: float) -> None:
+        entry = _Entry(now_ms() + round(ttl * 1000), wire_info(info) or WireInfo("", ""))
+        async with self._link.guard("presence add"):
+            await self._ready(ttl)
+            try:
+                await self._put(channel, client_id, entry)
+            except nats.js.errors.NoStreamResponseError:  # the bucket is gone: again
+                self._forget_bucket()
+                await self._ready(ttl)
+                await self._put(channel, client_id, entry)
+
+    async def _put(self, channel: str, client_id: str, entry: _Entry) -> None:
+        await self._link.jetstream().publish(
+            self._names.presence_key(channel, client_id),
+            encode(entry),
+            stream=self._names.bucket_stream,
+        )
+
+    def _forget_bucket(self) -> None:
+        """Check the bucket again before the next add (after a reconnect, or when lost)."""
+        self._bucket_ttl = 0.0
+
+    async def remove(self, channel: str, client_id: str) -> None:
+        async with self._link.guard("presence remove"):
+            await self._ready(None)
+            with contextlib.suppress(nats.js.errors.NoStreamResponseError):  # no bucket yet
+                await self._link.jetstream().publish(
+                    self._names.presence_key(channel, client_id),
+                    headers={"KV-Operation": "DEL"},
+                )
+
+    async def presence(self, channel: str) -> dict[str, ClientInfo]:
+        async with self._link.guard("presence"):
+            await self._ready(None)
+            messages = await self._link.snapshot(
+                self._names.bucket_stream,
+                self._names.presence_keys(channel),
+                api.DeliverPolicy.LAST_PER_SUBJECT,
+            )
+        now = now_ms()
+        present: dict[str, ClientInfo] = {}
+        for msg in messages:
+            if not msg.data or (msg.headers or {}).get("KV-Operation"):
+                continue  # deleted or purged
+            entry = _decode_entry(msg.data)
+            if entry.expires > now:
+                present[last_token(msg.subject)] = client_info(entry.info)
+        return present
+
+    async def stats(self, channel: str) -> tuple[int, int]:
+        clients = await self.presence(channel)
+        return len(clients), len({info.user for info in clients.values()})
+
+    async def close(self) -> None:
+        await self._link.close()
+
+    async def _ready(self, ttl: float | None) -> None:
+        """Connected, and (for ``ttl``) the bucket keeps entries at least ``ttl`` seconds."""
+        if self._link.js is None:
+            async with self._opening:
+                if self._link.js is None:
+                    await self._link.open()
+        if ttl is not None and ttl > self._bucket_ttl:
+            async with self._opening:
+                if ttl > self._bucket_ttl:
+                    self._bucket_ttl = await self._ensure_bucket(ttl)
+
+    async def _ensure_bucket(self, ttl: float) -> float:
+        js = self._link.jetstream()
+        config = api.KeyValueConfig(
+            bucket=self._names.bucket,
+            description="hubbub presence",
+            history=1,
+            ttl=ttl,
+            storage=api.StorageType(self.options.storage),
+            replicas=self.options.stream_replicas,
+        )
+        try:
+            await js.create_key_value(config)
+            return ttl
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != STREAM_NAME_IN_USE:
+                raise
+            info = await js.stream_info(self._names.bucket_stream)
+        current = info.config.max_age or 0.0
+        if current and current < ttl:
+            await js.update_stream(replace(info.config, max_age=ttl))
+            return ttl
+        return current or math.inf
+
+
+_presence: type[PresenceStore] = NatsPresenceStore
