@@ -13,6 +13,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import msgspec
 import nats
 import pytest
 from conformance.case_nats import ScratchBroker, ScratchPresenceStore, scratch_url, unavailable
@@ -182,6 +183,9 @@ class FakeSink:
         self.delivered: list[Record] = []
         self.gaps = 0
         self.fetches = 0
+        self.answered = 0
+        self.gate: asyncio.Event | None = None
+        """When set, a fetch reads ``stored`` at once but answers only once the gate opens."""
 
     def deliver(self, channel: str, record: Record) -> None:
         self.delivered.append(record)
@@ -191,7 +195,11 @@ class FakeSink:
 
     async def fetch(self, channel: str, epoch: str, first: int, last: int) -> list[Record]:
         self.fetches += 1
-        return [r for r in self.stored if r.epoch == epoch and first <= r.offset <= last]
+        found = [r for r in self.stored if r.epoch == epoch and first <= r.offset <= last]
+        if self.gate is not None:
+            await self.gate.wait()
+        self.answered += 1  # the feed handles the answer before anything else runs
+        return found
 
     @property
     def offsets(self) -> list[int]:
@@ -261,6 +269,39 @@ async def test_feed_reports_a_gap_when_history_lacks_the_offset() -> None:
     await eventually(lambda: sink.gaps)
     assert sink.offsets == [1, 3, 4]
     assert sink.gaps == 1
+
+
+async def test_feed_skips_every_offset_history_lacks_in_one_gap() -> None:
+    """Offsets missing from the range read from history are skipped together: one read,
+    one gap, and what history had among them is delivered in order."""
+    sink = FakeSink(stored=[rec(3), rec(5)])
+    f = feed(sink)
+    f.begin(None)
+    f.accept(rec(1))
+    f.accept(rec(7))
+    await eventually(lambda: len(sink.delivered) == 4)
+    assert sink.offsets == [1, 3, 5, 7]
+    assert (sink.fetches, sink.gaps) == (1, 1)
+
+
+async def test_feed_uses_an_offset_that_arrives_live_while_history_is_read() -> None:
+    """A hole that opens while history is read is waited for like any other: when its
+    offset arrives live just after the read, it is delivered and no gap is reported."""
+    sink = FakeSink(stored=[rec(n) for n in range(1, 6)])
+    sink.gate = asyncio.Event()
+    f = feed(sink)
+    f.begin(None)
+    f.accept(rec(1))
+    f.accept(rec(3))
+    await eventually(lambda: sink.fetches == 1)  # reading offset 2
+    f.accept(rec(2))  # ... which arrives live meanwhile: 1, 2, 3
+    f.accept(rec(5))  # 4 is on its way
+    sink.gate.set()
+    await eventually(lambda: sink.answered >= 1)  # the read of 2 is over
+    f.accept(rec(4))
+    assert sink.offsets == [1, 2, 3, 4, 5]
+    assert sink.gaps == 0
+    f.close()
 
 
 async def test_feed_reports_a_new_epoch_as_a_gap() -> None:
@@ -427,6 +468,31 @@ async def test_a_lost_stream_starts_a_new_epoch(
 
 
 @needs_nats
+async def test_history_meta_ttl_keeps_state_alive_from_any_node(
+    brokers: Any, jetstream: Any
+) -> None:
+    """history(meta_ttl=...) on a node that never published to the namespace judges the
+    tail's life by the stream's real max_age (set by another node's publications), so a
+    tail that would expire within meta_ttl / 2 is rewritten: same position, new life."""
+    (a, _), (b, _) = await brokers(), await brokers()
+    channel = "chat:kept"
+    position = await a.publish(channel, pub(1), HistoryOptions(size=5, ttl=60.0, meta_ttl=60.0))
+    _, top = await b.history(channel, since=None, limit=0, reverse=False, meta_ttl=1000.0)
+    assert top == position
+    info = await jetstream.stream_info(f"{a.options.prefix}_history_chat")
+    assert (info.config.max_age, info.state.messages) == (60.0, 2)  # the publication, a marker
+
+
+@needs_nats
+async def test_a_stream_made_by_history_lives_its_meta_ttl(brokers: Any, jetstream: Any) -> None:
+    """A stream that history(meta_ttl=...) creates keeps its state meta_ttl, not 30 days."""
+    broker, _ = await brokers()
+    await broker.history("chat:new", since=None, limit=0, reverse=False, meta_ttl=120.0)
+    info = await jetstream.stream_info(f"{broker.options.prefix}_history_chat")
+    assert info.config.max_age == 120.0
+
+
+@needs_nats
 async def test_a_missed_live_publication_is_read_from_history(brokers: Any) -> None:
     """If a stored publication never arrives live, the next one brings it from history."""
     (a, a_events), (b, _) = await brokers(), await brokers()
@@ -517,6 +583,31 @@ async def test_a_lost_presence_bucket_is_made_again(url: str, jetstream: Any) ->
         assert await store.presence("chat:p") == {}
         await store.add("chat:p", "c2", client("u2", "c2"), 30.0)
         assert list(await store.presence("chat:p")) == ["c2"]
+    finally:
+        await store.close()
+
+
+@needs_nats
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("c2", b"\xc1 not msgpack"),
+        ("_41", msgspec.msgpack.encode([2**53, ["u2", "c2", b"", b""]])),  # never: "A" is "A"
+    ],
+    ids=["bad-value", "foreign-key"],
+)
+async def test_unreadable_presence_entries_are_skipped(
+    url: str, jetstream: Any, key: str, value: bytes
+) -> None:
+    """An entry that does not decode, or whose key encode_token did not make, is left out
+    of presence and stats: the channel's other clients are still listed."""
+    store = ScratchPresenceStore.from_url(url)
+    try:
+        await store.add("chat:p", "c1", client("u1", "c1"), 30.0)
+        channel_keys = f"$KV.{store.options.prefix}_presence.{encode_token('chat:p')}"
+        await jetstream.publish(f"{channel_keys}.{key}", value)
+        assert list(await store.presence("chat:p")) == ["c1"]
+        assert await store.stats("chat:p") == (1, 1)
     finally:
         await store.close()
 

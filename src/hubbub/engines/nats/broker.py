@@ -6,6 +6,12 @@ subscribed channel has a ``ChannelFeed`` (feed.py) that puts publications back i
 order. The connection runs with ``no_echo``, so a node hands its own publications to its
 feed directly, after JetStream stored them (history.py).
 
+Calls on one channel take effect in the order they were made, however they interleave:
+a subscribe makes a new ``_Subscription`` the channel's at once, and an unsubscribe
+closes the current one, even while its subscribe still runs (which then drops the NATS
+subscription it made, and starts no feed). Each NATS subscription delivers to its own
+``_Subscription`` only, so one left over never feeds a later one.
+
 nats-py resubscribes after a reconnect; every subscribed channel is then reported as a
 gap, because core NATS dropped whatever was published meanwhile.
 """
@@ -15,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Self
 
 import msgspec
@@ -28,7 +34,7 @@ from hubbub.engines.base import Broker, BrokerEventHandler, HistoryOptions
 from hubbub.engines.nats.feed import ChannelFeed, FeedSink
 from hubbub.engines.nats.history import HistoryStreams
 from hubbub.engines.nats.link import Link
-from hubbub.engines.nats.names import Names, last_token
+from hubbub.engines.nats.names import Names
 from hubbub.engines.nats.options import NatsOptions
 from hubbub.engines.nats.state import (
     JOIN,
@@ -42,15 +48,46 @@ from hubbub.engines.nats.state import (
     publication,
     wire_info,
 )
+from hubbub.errors import EngineError
 from hubbub.protocol.messages import ClientInfo, Publication, StreamPosition
 
 _log = structlog.get_logger(__name__)
 
 
-@dataclass(slots=True)
-class _Subscribed:
+@dataclass(eq=False, slots=True)
+class _Subscription:
+    """One subscribe of a channel: the channel's from the call until an unsubscribe, or
+    its own failure, closes it."""
+
     feed: ChannelFeed
-    sub: Subscription | None = None
+    nats_sub: Subscription | None = None
+    closed: bool = False
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the subscribe is over: delivering, failed (``error``) or closed meanwhile."""
+    error: str = ""
+
+    async def on_live(self, msg: Msg) -> None:
+        """nats-py's callback for this subscription's live subject."""
+        if self.closed:
+            return
+        try:
+            record = decode_record(msg.data)
+        except msgspec.DecodeError:
+            _log.warning("dropped an undecodable NATS message", subject=msg.subject)
+            return
+        self.feed.accept(record)
+
+    def close(self) -> None:
+        self.closed = True
+        self.feed.close()
+        self.settled.set()
+
+    async def release(self, timeout: float) -> None:
+        """Drop the NATS subscription; best effort: the server forgets it on reconnect."""
+        sub, self.nats_sub = self.nats_sub, None
+        if sub is not None:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(sub.unsubscribe(), timeout)
 
 
 class NatsBroker:
@@ -62,7 +99,7 @@ class NatsBroker:
         self._link = Link(options, on_reconnected=self._reconnected)
         self._streams = HistoryStreams(self._link, self._names)
         self._handler: BrokerEventHandler | None = None
-        self._channels: dict[str, _Subscribed] = {}
+        self._channels: dict[str, _Subscription] = {}
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -75,7 +112,7 @@ class NatsBroker:
     async def close(self) -> None:
         self._handler = None
         for entry in self._channels.values():
-            entry.feed.close()
+            entry.close()
         self._channels.clear()
         await self._streams.close()
         await self._link.close()
@@ -83,48 +120,61 @@ class NatsBroker:
     # ------------------------------------------------------------------ subscriptions
 
     async def subscribe(self, channels: Sequence[str]) -> None:
-        fresh = [channel for channel in dict.fromkeys(channels) if channel not in self._channels]
-        for channel in fresh:
-            wait = self.options.reorder_wait
-            self._channels[channel] = _Subscribed(ChannelFeed(channel, self, wait))
+        """See the module docstring; a channel whose subscribe is still running is waited
+        for, and fails with it."""
+        wanted = list(dict.fromkeys(channels))
+        fresh = {c: self._open(c) for c in wanted if c not in self._channels}
+        running = [self._channels[c] for c in wanted if c not in fresh]
         try:
-            async with self._link.guard("subscribe"):
-                for channel in fresh:
-                    live = self._names.live(channel)
-                    self._channels[channel].sub = await self._link.nc.subscribe(
-                        live, cb=self._on_live
-                    )
-                # Read after SUB: whatever is stored later comes live, and is delivered.
-                tails = await asyncio.gather(*(self._streams.read_tail(c) for c in fresh))
-        except BaseException:
-            await self._drop(fresh)
-            raise
-        for channel, tail in zip(fresh, tails, strict=True):
-            self._channels[channel].feed.begin(None if tail is None else tail.record)
+            await self._start(fresh)
+        finally:
+            for entry in fresh.values():
+                entry.settled.set()
+        for entry in running:
+            await entry.settled.wait()
+            if entry.error:
+                raise EngineError(entry.error)
 
     async def unsubscribe(self, channels: Sequence[str]) -> None:
-        await self._drop(channels)
+        closing = [self._channels.pop(channel, None) for channel in dict.fromkeys(channels)]
+        entries = [entry for entry in closing if entry is not None]
+        for entry in entries:
+            entry.close()
+        for entry in entries:
+            await entry.release(self.options.timeout)
 
-    async def _drop(self, channels: Sequence[str]) -> None:
-        for channel in channels:
-            entry = self._channels.pop(channel, None)
-            if entry is None:
-                continue
-            entry.feed.close()
-            if entry.sub is not None:  # best effort: the server forgets it on reconnect anyway
-                with contextlib.suppress(nats.errors.Error, TimeoutError):
-                    await asyncio.wait_for(entry.sub.unsubscribe(), self.options.timeout)
+    def _open(self, channel: str) -> _Subscription:
+        entry = _Subscription(ChannelFeed(channel, self, self.options.reorder_wait))
+        self._channels[channel] = entry
+        return entry
 
-    async def _on_live(self, msg: Msg) -> None:
-        try:
-            channel = last_token(msg.subject)
-            record = decode_record(msg.data)
-        except (ValueError, msgspec.DecodeError):
-            _log.warning("dropped an undecodable NATS message", subject=msg.subject)
+    async def _start(self, fresh: dict[str, _Subscription]) -> None:
+        """Subscribe the live subjects, then read the tails and start the feeds."""
+        if not fresh:
             return
-        entry = self._channels.get(channel)
-        if entry is not None:
-            entry.feed.accept(record)
+        try:
+            async with self._link.guard("subscribe"):
+                for channel, entry in fresh.items():
+                    live = self._names.live(channel)
+                    entry.nats_sub = await self._link.nc.subscribe(live, cb=entry.on_live)
+                    if entry.closed:  # unsubscribed meanwhile
+                        await entry.release(self.options.timeout)
+                # Read after SUB: whatever is stored later comes live, and is delivered.
+                tails = await asyncio.gather(*(self._streams.read_tail(c) for c in fresh))
+        except BaseException as exc:
+            for channel, entry in fresh.items():
+                entry.error = str(exc) if isinstance(exc, EngineError) else "NATS subscribe stopped"
+                await self._close(channel, entry)
+            raise
+        for entry, tail in zip(fresh.values(), tails, strict=True):
+            if not entry.closed:
+                entry.feed.begin(None if tail is None else tail.record)
+
+    async def _close(self, channel: str, entry: _Subscription) -> None:
+        if self._channels.get(channel) is entry:  # not a later subscribe's
+            del self._channels[channel]
+        entry.close()
+        await entry.release(self.options.timeout)
 
     def _reconnected(self) -> None:
         """Core NATS lost whatever was published while we were away: tell the handler."""

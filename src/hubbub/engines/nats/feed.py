@@ -4,6 +4,8 @@ A publication goes out on the live subject only after JetStream acknowledged it,
 anything delivered is also in history. Publishers on different nodes race, so offset
 n + 1 may arrive before n: the feed holds it back, waits ``reorder_wait`` for n, then
 reads n from JetStream; what JetStream no longer has is reported to the sink as a gap.
+Only the range read decides that: an offset that arrives live during the read is used,
+and a hole that opens meanwhile gets its own ``reorder_wait``.
 Offsets at or below the last one delivered are dropped, which makes delivery at most
 once. The feed does no I/O itself: its ``FeedSink`` (the broker) delivers and reads.
 """
@@ -127,22 +129,33 @@ class ChannelFeed:
             self._filler = asyncio.get_running_loop().create_task(self._fill())
 
     async def _fill(self) -> None:
-        """Read the missing offsets from history; skip, reporting a gap, what is gone."""
+        """Read the offsets missing below the lowest held one from history; skip, reporting
+        a gap, those history lacks too. A hole that opened meanwhile gets its own wait."""
         try:
-            while self._held and self._next is not None and self._epoch is not None:
-                epoch, first, last = self._epoch, self._next, min(self._held) - 1
-                found = await self._fetch(epoch, first, last)
-                if self._epoch != epoch:
-                    continue  # restarted meanwhile; the loop condition decides
+            if not self._held or self._next is None or self._epoch is None:
+                return
+            epoch, first, last = self._epoch, self._next, min(self._held) - 1
+            found = await self._fetch(epoch, first, last)
+            if self._epoch == epoch:  # else the stream restarted meanwhile: they are moot
                 for record in found:
                     self._accept_offset(record)
-                if self._held and min(self._held) > self._next:
-                    self._sink.gap(self.channel)
-                    self._next = min(self._held)
-                    self._drain()
+                # What arrived live during the read counts: only the range read decides.
+                if self._next is not None and self._next <= last:
+                    self._skip_through(last)
         finally:
             if self._filler is asyncio.current_task():
                 self._filler = None
+        if self._held:
+            self._arm()
+
+    def _skip_through(self, last: int) -> None:
+        """Give up the offsets up to ``last`` still missing: report the gap, deliver what
+        is held among them in order, and go on after them."""
+        self._sink.gap(self.channel)
+        for offset in sorted(offset for offset in self._held if offset <= last):
+            self._deliver(self._held.pop(offset))
+        self._next = last + 1
+        self._drain()
 
     async def _fetch(self, epoch: str, first: int, last: int) -> list[Record]:
         try:

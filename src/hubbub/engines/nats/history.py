@@ -11,6 +11,13 @@ a data-less marker, so the tail keeps the position. Expiry after ``ttl`` is read
 tail; the subject's older messages are purged when the next publication starts a new
 window.
 
+``max_age`` belongs to the namespace's stream: publications set it to their meta_ttl, a
+stream that ``page`` makes gets the meta_ttl asked for (else 30 days). ``page`` with a
+meta_ttl reads the stream's real max_age (once per node) and rewrites the tail when less
+than meta_ttl / 2 of it is left. So a channel's state lives the namespace's max_age from
+its last write: a meta_ttl asked of ``page`` that differs from the namespace's is only
+approximated (per-message TTLs, nats-server 2.11, would make it exact).
+
 One ambiguity stays, as with any request/reply store: if the connection dies after
 JetStream stored a publication but before its acknowledgement arrived, the caller gets
 EngineError for a publication that other nodes will still deliver.
@@ -83,9 +90,10 @@ class _Limits:
         # One slot more than size, for the marker that may sit among the publications.
         return cls(history.size + 1, round(history.meta_ttl * 1000))
 
-
-_DEFAULT_LIMITS: Final = _Limits(-1, round(DEFAULT_META_TTL * 1000))
-"""A stream made before any publication asked for limits: keep all, for meta_ttl."""
+    @classmethod
+    def unasked(cls, meta_ttl: float | None = None) -> _Limits:
+        """A stream made before any publication asked for limits: keep all, for meta_ttl."""
+        return cls(-1, round((DEFAULT_META_TTL if meta_ttl is None else meta_ttl) * 1000))
 
 
 class _Locks:
@@ -197,6 +205,9 @@ class HistoryStreams:
     async def _current_tail(self, channel: str, meta_ttl: float | None) -> Tail:
         """The tail, created (fresh epoch, top 0) if there is none; with ``meta_ttl``,
         rewritten when it would expire within meta_ttl / 2, so the stream lives on."""
+        new = _Limits.unasked(meta_ttl)
+        if meta_ttl is not None:  # when the tail expires depends on the stream's max_age
+            await self._ensure_stream(channel, None, new)
         tail = await self.read_tail(channel)
         if tail is not None and not self._touch_due(channel, tail, meta_ttl):
             return tail
@@ -207,7 +218,7 @@ class HistoryStreams:
             return tail.record.marker() if self._touch_due(channel, tail, meta_ttl) else None
 
         async with self.hold(channel):
-            stored = await self._append(channel, decide)
+            stored = await self._append(channel, decide, new=new)
         assert stored is not None
         return stored
 
@@ -224,11 +235,12 @@ class HistoryStreams:
         channel: str,
         decide: Callable[[Tail | None], Record | None],
         limits: _Limits | None = None,
+        new: _Limits | None = None,
     ) -> Tail | None:
         """Append ``decide(tail)`` if the tail is still the subject's last message; retry
         with the new tail if another node appended first. None from ``decide``: no write."""
         for attempt in range(MAX_ATTEMPTS):
-            await self._ensure_stream(channel, limits)
+            await self._ensure_stream(channel, limits, new)
             tail = self._tails.get(channel) or await self.read_tail(channel)
             record = decide(tail)
             if record is None:
@@ -284,8 +296,11 @@ class HistoryStreams:
         except EngineError as exc:  # the data is dead either way; it only takes space
             _log.warning("could not purge expired history", channel=channel, error=str(exc))
 
-    async def _ensure_stream(self, channel: str, limits: _Limits | None) -> None:
-        """The namespace's stream exists, with ``limits`` when given (cached per node)."""
+    async def _ensure_stream(
+        self, channel: str, limits: _Limits | None, new: _Limits | None = None
+    ) -> None:
+        """The namespace's stream exists, with ``limits`` when given (cached per node);
+        one made here without them gets ``new``, by default ``_Limits.unasked()``."""
         key = namespace(channel)
         known = self._streams.get(key)
         if known is not None and (limits is None or known == limits):
@@ -293,15 +308,16 @@ class HistoryStreams:
         async with self._locks.hold("\0stream\0" + key):
             known = self._streams.get(key)
             if known is None:
-                known = await self._create_stream(channel, limits)
+                known = await self._create_stream(channel, limits or new or _Limits.unasked())
             if limits is not None and known != limits:
                 await self._link.jetstream().update_stream(self._stream_config(channel, limits))
                 known = limits
             self._streams[key] = known
 
-    async def _create_stream(self, channel: str, limits: _Limits | None) -> _Limits:
+    async def _create_stream(self, channel: str, limits: _Limits) -> _Limits:
+        """Make the stream with ``limits``; one already there keeps its own: those, read."""
         js = self._link.jetstream()
-        config = self._stream_config(channel, limits or _DEFAULT_LIMITS)
+        config = self._stream_config(channel, limits)
         try:
             info = await js.add_stream(config)
         except nats.js.errors.BadRequestError as exc:

@@ -3,7 +3,8 @@
 One key per channel and client (names.py). A bucket has one TTL for every key (per-key
 TTLs need nats-server 2.11), so each entry carries its own expiry and the bucket's TTL
 only grows to the longest ttl asked for: storage is freed at most that long after a
-client's last refresh.
+client's last refresh. An entry that cannot be read is left out of the listing and
+logged (``_read_entry`` says why).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Self
 
 import msgspec
 import nats.js.errors
+import structlog
 from nats.js import api
 
 from hubbub.engines.base import PresenceStore
@@ -24,6 +26,8 @@ from hubbub.engines.nats.names import Names, last_token
 from hubbub.engines.nats.options import NatsOptions
 from hubbub.engines.nats.state import WireInfo, client_info, encode, now_ms, wire_info
 from hubbub.protocol.messages import ClientInfo
+
+_log = structlog.get_logger(__name__)
 
 
 class _Entry(msgspec.Struct, array_like=True, frozen=True):
@@ -93,9 +97,12 @@ class NatsPresenceStore:
         for msg in messages:
             if not msg.data or (msg.headers or {}).get("KV-Operation"):
                 continue  # deleted or purged
-            entry = _decode_entry(msg.data)
+            read = _read_entry(msg.subject, msg.data)
+            if read is None:
+                continue
+            client_id, entry = read
             if entry.expires > now:
-                present[last_token(msg.subject)] = client_info(entry.info)
+                present[client_id] = client_info(entry.info)
         return present
 
     async def stats(self, channel: str) -> tuple[int, int]:
@@ -138,6 +145,21 @@ class NatsPresenceStore:
             await js.update_stream(replace(info.config, max_age=ttl))
             return ttl
         return current or math.inf
+
+
+def _read_entry(key: str, data: bytes) -> tuple[str, _Entry] | None:
+    """The client id and entry stored under ``key``; None, logged, if either is unreadable.
+
+    Nothing of ours writes such an entry (another writer or version did) and it names no
+    client we could list. Failing the whole listing for it would make the channel's
+    presence unavailable until the bucket's max_age drops the entry, and retrying (what
+    EngineError asks for) would not help: it is left out instead.
+    """
+    try:
+        return last_token(key), _decode_entry(data)
+    except (ValueError, msgspec.DecodeError) as exc:
+        _log.warning("skipped an unreadable presence entry", key=key, error=str(exc))
+        return None
 
 
 _presence: type[PresenceStore] = NatsPresenceStore
