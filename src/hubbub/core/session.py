@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -111,7 +110,7 @@ class Session:
         self.ponged = True
         self._queue: list[bytes] = []
         self._queued_bytes = 0
-        self._inbox: deque[Command] = deque()
+        self._inbox: list[Command] = []  # a deque would cost 760 bytes per connection
         self._worker: asyncio.Task[None] | None = None
         self._backlog = 0  # what the transport still held after the last flush
 
@@ -174,7 +173,11 @@ class Session:
     async def _drain_inbox(self) -> None:
         try:
             while self._inbox and not self.closed:
-                await self._dispatch(self._inbox.popleft())
+                batch, self._inbox = self._inbox, []  # commands arriving meanwhile wait
+                for command in batch:
+                    if self.closed:
+                        break
+                    await self._dispatch(command)
         finally:
             self._worker = None
 
