@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -49,18 +49,21 @@ def drop_keys(prefix: str) -> None:
 
 
 class SettledBroker:
-    """A RedisBroker whose publishes return only once their message was delivered."""
+    """A RedisBroker whose publishes return only once their message was delivered.
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.inner = RedisBroker.from_url(f"{URL}?prefix={prefix}")
+    ``cleanup`` runs after it is closed (deleting its keys from the shared Redis).
+    """
+
+    def __init__(self, inner: RedisBroker, cleanup: Callable[[], None] = lambda: None) -> None:
+        self.inner = inner
+        self._cleanup = cleanup
 
     async def start(self, handler: BrokerEventHandler) -> None:
         await self.inner.start(handler)
 
     async def close(self) -> None:
         await self.inner.close()
-        drop_keys(self.prefix)
+        self._cleanup()
 
     async def subscribe(self, channels: Sequence[str]) -> None:
         await self.inner.subscribe(channels)
@@ -109,7 +112,8 @@ class CleanPresenceStore(RedisPresenceStore):
 
 
 def _broker(_: object) -> Broker:
-    return SettledBroker(fresh_prefix())
+    prefix = fresh_prefix()
+    return SettledBroker(RedisBroker.from_url(f"{URL}?prefix={prefix}"), lambda: drop_keys(prefix))
 
 
 def _presence(_: object) -> PresenceStore:

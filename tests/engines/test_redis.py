@@ -1,5 +1,6 @@
 """What only the Redis engines do: URL options, Pub/Sub shards and batches, atomic
-offsets across brokers, stream trimming and TTLs, presence expiry, sharded Pub/Sub.
+offsets across brokers, stream trimming and TTLs, presence expiry, sharded Pub/Sub on a
+standalone Redis 7 (a real multi-primary Redis Cluster: test_redis_cluster.py).
 
 Needs a Redis on 127.0.0.1:6379 (HUBBUB_TEST_REDIS_URL); skipped without one, except
 the tests that never connect. Every engine uses a random key prefix and its keys are
@@ -9,7 +10,6 @@ deleted afterwards: the Redis is shared, so nothing here flushes or restarts it.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 import msgspec
 import pytest
 import redis
-import redis.asyncio
 from conformance.case_redis import URL, drop_keys, fresh_prefix, unavailable
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
 from msgspec import Raw
@@ -31,6 +30,7 @@ from hubbub.engines.redis import (
     decode_publication,
     encode_publication,
 )
+from hubbub.engines.redis.cluster import SlotMap
 from hubbub.engines.registry import create_broker, create_presence
 from hubbub.errors import EngineError
 from hubbub.protocol.messages import ClientInfo, Publication
@@ -189,6 +189,58 @@ def test_key_names_share_one_hash_tag() -> None:
         keys = [names.stream(channel), names.meta(channel), names.presence(channel)]
         keys += [names.presence_expiry(channel), names.pubsub(channel).decode()]
         assert len({key_slot(k.encode()) for k in keys}) == 1, channel
+
+
+class ShardsReply:
+    """A connection that answers every command with ``reply`` (a RESP2 CLUSTER SHARDS)."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+
+    async def connect(self) -> None:
+        pass
+
+    async def send_command(self, *args: Any) -> None:
+        assert args == ("CLUSTER", "SHARDS")
+
+    async def read_response(self) -> Any:
+        return self.reply
+
+    async def disconnect(self, nowait: bool = False) -> None:
+        pass
+
+
+def _node(port: int, role: bytes, health: bytes, endpoint: bytes = b"127.0.0.1") -> list[Any]:
+    return [b"id", b"x", b"port", port, b"endpoint", endpoint, b"role", role, b"health", health]
+
+
+async def test_slot_map_reads_the_online_primary_of_each_shard() -> None:
+    """CLUSTER SHARDS: each range goes to its online primary; "?" means the node asked."""
+    reply = [
+        [b"slots", [0, 99, 200, 299], b"nodes", [_node(7001, b"master", b"online")]],
+        [
+            b"slots",
+            [100, 199],
+            b"nodes",
+            [
+                _node(7002, b"master", b"fail"),
+                _node(7003, b"replica", b"online"),
+                _node(7004, b"master", b"online", endpoint=b"?"),
+            ],
+        ],
+    ]
+    slots = SlotMap(("10.0.0.9", 7000), lambda address: ShardsReply(reply), tls=False)
+    await slots.refresh()
+    assert [slots.owner(s) for s in (0, 99, 100, 199, 200, 299)] == [
+        ("127.0.0.1", 7001),
+        ("127.0.0.1", 7001),
+        ("10.0.0.9", 7004),
+        ("10.0.0.9", 7004),
+        ("127.0.0.1", 7001),
+        ("127.0.0.1", 7001),
+    ]
+    assert slots.owner(300) == ("10.0.0.9", 7000)  # unclaimed: the owner it had
+    assert slots.primaries() == [("127.0.0.1", 7001), ("10.0.0.9", 7004), ("10.0.0.9", 7000)]
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -476,112 +528,3 @@ async def test_cluster_mode_groups_a_batch_by_slot(
     await broker.subscribe(channels)
     slots = {key_slot(KeyNames(broker.options.prefix).pubsub(ch)) for ch in channels}
     assert sum(frame.count(b"\r\nSSUBSCRIBE\r\n") for frame in sent) == len(slots)
-
-
-# ------------------------------------------------------------------ a real Redis Cluster
-
-
-class LocalCluster:
-    """Throw-away cluster-enabled redis-server processes on free ports, slots split evenly.
-
-    The bus port is chosen too: Redis's default, port + 10000, may not exist.
-    """
-
-    def __init__(self, directory: str, primaries: int) -> None:
-        self.directory = directory
-        self.ports = [free_port() for _ in range(primaries)]
-        self.bus_ports = [free_port() for _ in range(primaries)]
-        self.processes: list[asyncio.subprocess.Process] = []
-
-    async def __aenter__(self) -> LocalCluster:
-        try:
-            for port, bus_port in zip(self.ports, self.bus_ports, strict=True):
-                self.processes.append(await self._spawn(port, bus_port))
-            await self._form()
-        except BaseException:
-            await self.__aexit__()
-            raise
-        return self
-
-    async def _form(self) -> None:
-        """Give each node its share of the slots, introduce them, wait for state ok."""
-        clients = [redis.asyncio.Redis(host="127.0.0.1", port=port) for port in self.ports]
-        try:
-            await eventually(lambda: _all_answer(clients))
-            step = 16384 // len(clients)
-            for n, c in enumerate(clients):
-                last = 16383 if n == len(clients) - 1 else (n + 1) * step - 1
-                await c.execute_command("CLUSTER", "ADDSLOTSRANGE", n * step, last)
-                meet = ("MEET", "127.0.0.1", self.ports[n], self.bus_ports[n])
-                await clients[0].execute_command("CLUSTER", *meet)
-            await eventually(lambda: _all_ok(clients))
-        finally:
-            for c in clients:
-                await c.aclose()
-
-    async def __aexit__(self, *exc: object) -> None:
-        for process in self.processes:
-            process.terminate()
-            await process.wait()
-
-    async def _spawn(self, port: int, bus_port: int) -> asyncio.subprocess.Process:
-        args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", self.directory]
-        args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
-        args += ["--cluster-port", str(bus_port), "--save", "", "--appendonly", "no"]
-        quiet = asyncio.subprocess.DEVNULL
-        return await asyncio.create_subprocess_exec(
-            "redis-server", *args, stdout=quiet, stderr=quiet
-        )
-
-
-async def _all_answer(clients: list[Any]) -> bool:
-    try:
-        return all([await c.ping() for c in clients])
-    except redis.ConnectionError:
-        return False
-
-
-async def _all_ok(clients: list[Any]) -> bool:
-    states = [(await c.execute_command("CLUSTER", "INFO")) for c in clients]
-    return all(b"cluster_state:ok" in state for state in states)
-
-
-needs_redis_server = pytest.mark.skipif(
-    shutil.which("redis-server") is None, reason="no redis-server binary to start a cluster"
-)
-
-
-@needs_redis_server
-async def test_cluster_of_one_primary_runs_every_operation(tmp_path: Any) -> None:
-    """On a real cluster-enabled Redis, scripts, SPUBLISH and presence stay in one slot."""
-    async with LocalCluster(str(tmp_path), 1) as cluster:
-        url = f"redis://127.0.0.1:{cluster.ports[0]}/0?cluster=true&pubsub_shards=2"
-        events = Recorder()
-        broker, store = RedisBroker.from_url(url), RedisPresenceStore.from_url(url)
-        await broker.start(events)
-        try:
-            await broker.subscribe(["chat:a", "chat:b"])
-            await broker.publish("chat:a", pub(1), HISTORY)
-            await broker.publish("chat:b", pub(2), None)
-            await broker.settle()
-            assert [(ch, p.offset) for _, ch, p in events.events] == [("chat:a", 1), ("chat:b", 0)]
-            page, _ = await broker.history("chat:a", since=None, limit=-1, reverse=False)
-            assert numbers(page) == [1]
-            await store.add("chat:a", "c1", client("u1", "c1"), 60.0)
-            await store.remove("chat:a", "c2")
-            assert await store.stats("chat:a") == (1, 1)
-        finally:
-            await broker.close()
-            await store.close()
-
-
-@needs_redis_server
-async def test_cluster_of_several_primaries_is_refused_at_start(tmp_path: Any) -> None:
-    """Slot-aware routing is not there yet: a multi-primary cluster fails start() clearly."""
-    async with LocalCluster(str(tmp_path), 2) as cluster:
-        broker = RedisBroker.from_url(f"redis://127.0.0.1:{cluster.ports[0]}/0?cluster=true")
-        try:
-            with pytest.raises(EngineError, match="one primary"):
-                await broker.start(Recorder())
-        finally:
-            await broker.close()

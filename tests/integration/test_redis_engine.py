@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from conformance.case_redis import URL, drop_keys, fresh_prefix, unavailable
 from conftest import ServerFactory, chat_settings, ws_url
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
+from engines.test_redis_cluster import local_cluster
 from faultproxy import FaultProxy
 from redis.backoff import EqualJitterBackoff
 
@@ -137,7 +140,19 @@ async def test_two_nodes_share_publications_presence_and_history(
     start_server: ServerFactory, prefix: str
 ) -> None:
     """A gets B's publication and join; presence and history read the same on both nodes."""
-    url = f"{URL}?prefix={prefix}"
+    await two_nodes_share(start_server, f"{URL}?prefix={prefix}")
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server binary")
+async def test_two_nodes_share_a_redis_cluster(
+    start_server: ServerFactory, prefix: str, tmp_path: Path
+) -> None:
+    """The same across two nodes on a three-primary Redis Cluster (cluster=true)."""
+    with local_cluster(tmp_path, 3) as cluster:
+        await two_nodes_share(start_server, cluster.url(f"prefix={prefix}"))
+
+
+async def two_nodes_share(start_server: ServerFactory, url: str) -> None:
     a = await start_server(chat_settings(**{"engine.broker": url}))
     b = await start_server(chat_settings(**{"engine.broker": url}))
     on_a, on_b = await open_client(ws_url(a)), await open_client(ws_url(b))
