@@ -15,7 +15,7 @@ from conftest import EXAMPLE, UNIT
 
 from integration.wsclient import WsClient, http_get, open_client
 
-START_TIMEOUT = 300 * UNIT
+START_TIMEOUT = 600 * UNIT  # two cold interpreters on a loaded 2-core machine
 REDIS = ("127.0.0.1", 6379)
 
 
