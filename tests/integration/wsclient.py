@@ -2,8 +2,8 @@
 
 It speaks the Centrifuge client protocol v2 with plain dicts: commands go out as JSON
 lines or as varint-delimited Protobuf; every server frame is decoded into a list of
-dicts and kept (``frames``), replies are matched by id, pushes are queued, pings are
-answered (unless ``auto_pong`` is off) and the close code and reason are recorded.
+dicts and kept (``frames``), then handled as clientbase.py says (replies matched by id,
+pushes queued, pings answered); the close code and reason are recorded.
 
 Protobuf uses centrifuge-python's copy of the schema, loaded into a private descriptor
 pool: independent of the server's generated module and clash-free with both.
@@ -19,12 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import UNIT
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-WAIT = 40 * UNIT
-"""How long a test waits for something that should come (2 s at scale 1)."""
+from integration.clientbase import WAIT, ClientBase
 
 _PKG = "centrifugal.centrifuge.protocol"
 _pb_classes: dict[str, Any] = {}
@@ -60,15 +58,17 @@ def uvarint(n: int) -> bytes:
             return bytes(out)
 
 
-def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_uvarint(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
+    """(value, position after it), or None when the varint is not complete yet."""
     result = shift = 0
-    while True:
+    while pos < len(buf):
         byte = buf[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
             return result, pos
+    return None
 
 
 def _fill(msg: Any, values: dict[str, Any]) -> None:
@@ -128,7 +128,9 @@ def decode_protobuf(frame: bytes) -> list[dict[str, Any]]:
     cls = _pb("Reply")
     out, pos = [], 0
     while pos < len(frame):
-        size, pos = _read_uvarint(frame, pos)
+        found = read_uvarint(frame, pos)
+        assert found is not None, "frame ends inside a length prefix"
+        size, pos = found
         msg = cls()
         msg.ParseFromString(frame[pos : pos + size])
         pos += size
@@ -141,22 +143,12 @@ def payload(data: Any) -> Any:
     return json.loads(data) if isinstance(data, bytes | str) else data
 
 
-class WsClient:
+class WsClient(ClientBase):
     """One raw connection; see the module docstring."""
 
     def __init__(self, ws: ClientConnection, protobuf: bool, auto_pong: bool) -> None:
+        super().__init__(protobuf, auto_pong)
         self.ws = ws
-        self.protobuf = protobuf
-        self.auto_pong = auto_pong
-        self.frames: list[list[dict[str, Any]]] = []
-        self.raw_frames: list[bytes | str] = []
-        self.pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.pings = 0
-        self.unexpected: list[dict[str, Any]] = []  # neither reply, push nor ping
-        self.client_id = ""
-        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._next_id = 0
-        self._closed = asyncio.get_running_loop().create_future()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
@@ -196,36 +188,18 @@ class WsClient:
                 else:
                     assert isinstance(frame, str), "JSON frames must be text"
                     messages = [json.loads(line) for line in frame.split("\n")]
-                self.frames.append(messages)
-                for message in messages:
-                    self._dispatch(message)
+                self._deliver(messages)
         except ConnectionClosed:
             pass
         except Exception as exc:  # a frame this client cannot decode: the test must fail
             self.unexpected.append({"undecodable frame": repr(exc)})
             self.ws.transport.abort()
         finally:
-            if not self._closed.done():
-                code = self.ws.close_code
-                self._closed.set_result((code, self.ws.close_reason or "") if code else (1006, ""))
-            for future in self._replies.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("connection closed"))
+            code = self.ws.close_code
+            self._ended((code, self.ws.close_reason or "") if code else (1006, ""))
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        cid = message.get("id", 0)
-        if cid:
-            future = self._replies.pop(cid, None)
-            if future is not None and not future.done():
-                future.set_result(message)
-        elif "push" in message:
-            self.pushes.put_nowait(message["push"])
-        elif not message:
-            self.pings += 1
-            if self.auto_pong:
-                asyncio.get_running_loop().create_task(self._pong())
-        else:
-            self.unexpected.append(message)
+    def _answer_ping(self) -> None:
+        asyncio.get_running_loop().create_task(self._pong())
 
     async def _pong(self) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -237,10 +211,6 @@ class WsClient:
 
     # ------------------------------------------------------------------ writing
 
-    def next_id(self) -> int:
-        self._next_id += 1
-        return self._next_id
-
     async def send_raw(self, frame: bytes | str) -> None:
         await self.ws.send(frame)
 
@@ -251,67 +221,7 @@ class WsClient:
         else:
             await self.ws.send("\n".join(json.dumps(c) for c in commands))
 
-    def expect(self, cid: int) -> asyncio.Future[dict[str, Any]]:
-        future = asyncio.get_running_loop().create_future()
-        self._replies[cid] = future
-        return future
-
-    async def call(self, method: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Send one command and return its reply (result or error)."""
-        cid = self.next_id()
-        future = self.expect(cid)
-        await self.send({"id": cid, method: request or {}})
-        return await asyncio.wait_for(future, WAIT)
-
-    async def batch(self, *requests: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
-        """Send several commands in ONE frame; return their replies in order."""
-        commands, futures = [], []
-        for method, request in requests:
-            cid = self.next_id()
-            futures.append(self.expect(cid))
-            commands.append({"id": cid, method: request})
-        await self.send(*commands)
-        return [await asyncio.wait_for(f, WAIT) for f in futures]
-
-    async def connect(self, **request: Any) -> dict[str, Any]:
-        reply = await self.call("connect", request)
-        assert "error" not in reply, reply
-        self.client_id = reply["connect"]["client"]
-        return reply["connect"]
-
-    async def subscribe(self, channel: str, **request: Any) -> dict[str, Any]:
-        reply = await self.call("subscribe", {"channel": channel, **request})
-        assert "error" not in reply, reply
-        return reply["subscribe"]
-
-    async def publish(self, channel: str, data: Any) -> dict[str, Any]:
-        reply = await self.call("publish", {"channel": channel, "data": data})
-        assert "error" not in reply, reply
-        return reply["publish"]
-
-    # ------------------------------------------------------------------ waiting
-
-    async def push(self, kind: str | None = None, timeout: float = WAIT) -> dict[str, Any]:
-        """The next push (of ``kind`` — pub, join, leave — when given; others are skipped)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                push = await self.pushes.get()
-                if kind is None or kind in push:
-                    return push
-
-    async def pubs(self, n: int, timeout: float = WAIT) -> list[dict[str, Any]]:
-        """The next ``n`` publications."""
-        return [(await self.push("pub", timeout))["pub"] for _ in range(n)]
-
-    async def closed(self, timeout: float = WAIT) -> tuple[int, str]:
-        """Wait for the connection to end: the close code and reason received."""
-        result = await asyncio.wait_for(asyncio.shield(self._closed), timeout)
-        assert not self.unexpected, f"unexpected messages: {self.unexpected}"
-        return result
-
-    @property
-    def is_closed(self) -> bool:
-        return self._closed.done()
+    # ------------------------------------------------------------------ closing
 
     def abort(self) -> None:
         """Drop the connection without a close frame (a vanished client)."""
@@ -323,9 +233,7 @@ class WsClient:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(), WAIT)
         self.ws.transport.abort()  # frees the socket a stalled close leaves open; else a no-op
-        assert not self.unexpected, (
-            f"id-less replies that are neither push nor ping: {self.unexpected}"
-        )
+        self._assert_nothing_unexpected()
 
 
 async def open_client(url: str, **kwargs: Any) -> WsClient:

@@ -43,9 +43,9 @@ from hubbub.client.state import (
     ClientStateChanged,
     ClientTrigger,
     LocalCode,
-    StateMachine,
 )
-from hubbub.client.subscription import DEFAULT_BUFFER_SIZE, Subscription, SubscriptionOptions
+from hubbub.client.stateful import Stateful, deadline
+from hubbub.client.subscription import Subscription, SubscriptionOptions
 from hubbub.client.transport import TCP_SCHEMES, WS_SCHEMES
 from hubbub.codecs.base import Codec
 from hubbub.errors import (
@@ -55,7 +55,6 @@ from hubbub.errors import (
     ConnectionLostError,
     ProtocolError,
     ReplyError,
-    RequestTimeoutError,
 )
 from hubbub.protocol.codes import DisconnectCode, ErrorCode
 from hubbub.protocol.messages import (
@@ -90,7 +89,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 TokenGetter = Callable[[], Awaitable[str]]
 
 
-class Client:
+class Client(Stateful[ClientState, ClientTrigger]):
     """An asyncio client of the Centrifuge client protocol v2 (JSON, Protobuf, msgpack).
 
     Args:
@@ -149,11 +148,8 @@ class Client:
         self._headers = dict(headers or {})
         self._ssl = ssl
         self._max_message_bytes = max_message_bytes
-        self._machine: StateMachine[ClientState, ClientTrigger] = StateMachine(
-            CLIENT_TRANSITIONS, _State.IDLE
-        )
-        self._machine.listen(self._on_transition)
-        self._changed = asyncio.Event()
+        self._runner = Runner()
+        super().__init__(CLIENT_TRANSITIONS, _State.IDLE, self._runner)
         self._error: BaseException | None = None
         self._conn: Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -161,8 +157,6 @@ class Client:
         self._refresh: asyncio.TimerHandle | None = None
         self._client_id = ""
         self._subs: dict[str, Subscription] = {}
-        self._runner = Runner()
-        self._on_state = Callbacks[ClientStateChanged](self._runner)
         self._on_message = Callbacks[ServerMessage](self._runner)
         self._on_error = Callbacks[ErrorEvent](self._runner)
 
@@ -170,10 +164,6 @@ class Client:
         return f"<Client {self.url} {self.state.value}>"
 
     # ------------------------------------------------------------------- reading
-
-    @property
-    def state(self) -> ClientState:
-        return self._machine.state
 
     @property
     def client_id(self) -> str:
@@ -190,10 +180,6 @@ class Client:
         return dict(self._subs)
 
     # ----------------------------------------------------------------- callbacks
-
-    def on_state(self, handler: Handler[ClientStateChanged]) -> Callable[[], None]:
-        """Call ``handler`` with every state transition (including failed attempts)."""
-        return self._on_state.add(handler)
 
     def on_message(self, handler: Handler[ServerMessage]) -> Callable[[], None]:
         """Call ``handler`` with every asynchronous message the server sends."""
@@ -223,13 +209,8 @@ class Client:
             RequestTimeoutError: not ready within ``timeout`` (default: the client's).
         """
         limit = self.timeout if timeout is None else timeout
-        try:
-            async with asyncio.timeout(limit) as deadline:
-                await self._wait_ready()
-        except TimeoutError as exc:
-            if deadline.expired():
-                raise RequestTimeoutError(f"not ready within {limit:g} s") from exc
-            raise
+        async with deadline(limit, "not ready"):
+            await self._wait_ready()
 
     async def disconnect(self) -> None:
         """Close for good: no reconnect; waiting requests get ``ClientClosedError``."""
@@ -278,46 +259,27 @@ class Client:
     # ------------------------------------------------------------- subscriptions
 
     def new_subscription(
-        self,
-        channel: str,
-        *,
-        token: str | None = None,
-        get_token: Callable[[str], Awaitable[str]] | None = None,
-        data: object = None,
-        recoverable: bool = True,
-        positioned: bool = False,
-        join_leave: bool = False,
-        since: Position | None = None,
-        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        self, channel: str, **options: Unpack[SubscriptionOptions]
     ) -> Subscription:
         """A subscription to ``channel``, not yet subscribed.
 
-        Args:
+        Args (``SubscriptionOptions``, all optional):
             token, get_token: the subscription token, or how to get one (given the channel).
             data: a payload for the server's subscribe hook.
             recoverable: ask the server to keep a position so that a resubscribe
                 recovers what was missed (granted where the channel keeps history).
+                Default True.
             positioned, join_leave: ask for positioning / join and leave events.
             since: recover from this position on the first subscribe.
-            buffer_size: events kept for async iteration; 0 for callbacks only.
+            buffer_size: events kept for async iteration (default 1000); 0 for
+                callbacks only.
 
         Raises:
             ValueError: there is a subscription to ``channel`` already.
         """
         if channel in self._subs:
             raise ValueError(f"there is a subscription to {channel!r} already")
-        sub = Subscription(
-            self,
-            channel,
-            token=token,
-            get_token=get_token,
-            data=data,
-            recoverable=recoverable,
-            positioned=positioned,
-            join_leave=join_leave,
-            since=since,
-            buffer_size=buffer_size,
-        )
+        sub = Subscription(self, channel, **options)
         self._subs[channel] = sub
         return sub
 
@@ -448,17 +410,10 @@ class Client:
 
     async def _call(self, command: Command, timeout: float | None) -> Reply:
         limit = self.timeout if timeout is None else timeout
-        try:
-            async with asyncio.timeout(limit) as deadline:
-                await self._wait_ready()
-                assert self._conn is not None
-                return await self._conn.call(command, None)
-        except TimeoutError as exc:
-            if deadline.expired():
-                raise RequestTimeoutError(
-                    f"no reply within {limit:g} s", code=int(LocalCode.REQUEST_TIMEOUT)
-                ) from exc
-            raise
+        async with deadline(limit, "no reply", code=int(LocalCode.REQUEST_TIMEOUT)):
+            await self._wait_ready()
+            assert self._conn is not None
+            return await self._conn.call(command, None)
 
     async def _ready_within(self, timeout: float | None) -> Connection:
         await self.ready(timeout=timeout)
@@ -469,7 +424,7 @@ class Client:
         while self._ready_connection() is None:
             if self.state not in (_State.CONNECTING, _State.READY):
                 raise self._not_open_error()
-            await self._changed.wait()
+            await self._changes.wait()
 
     def _not_open_error(self) -> BaseException:
         state = self.state
@@ -480,8 +435,6 @@ class Client:
         return ClientClosedError("disconnect() was called")
 
     def _on_transition(self, event: ClientStateChanged) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
         _log.debug(
             "%s: %s -> %s (%s %s)",
             self.url,
@@ -490,7 +443,7 @@ class Client:
             event.code,
             event.reason,
         )
-        self._on_state.emit(event)
+        super()._on_transition(event)
 
     def _on_push(self, push: Push) -> None:
         if push.message is not None:

@@ -24,7 +24,8 @@ from typing import Any, Generic, Protocol, TypeVar, cast, overload
 from hubbub.client.callbacks import Handler
 from hubbub.client.client import DEFAULT_TIMEOUT, Client
 from hubbub.client.state import ClientState, ClientStateChanged
-from hubbub.errors import ClientClosedError, RequestTimeoutError
+from hubbub.client.stateful import Changes, deadline
+from hubbub.errors import ClientClosedError
 
 _log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class ClientPool(Generic[C]):
         self._clients: list[C] = []
         self._forget: dict[int, Callable[[], None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._changed: asyncio.Event | None = None
+        self._changes = Changes()
         self._cursor = 0
         self._closed = False
         self._started = False
@@ -142,14 +143,13 @@ class ClientPool(Generic[C]):
         if self._started:
             return
         self._started = True
-        self._changed = asyncio.Event()
         for i in range(self.size):
             self._add(self.urls[i % len(self.urls)])
 
     async def close(self) -> None:
         """Disconnect every client; ``acquire()`` fails from now on."""
         self._closed = True
-        self._notify()
+        self._changes.notify()
         clients, self._clients = self._clients, []
         for client in clients:
             self._forget.pop(id(client), lambda: None)()
@@ -179,18 +179,12 @@ class ClientPool(Generic[C]):
             RequestTimeoutError: no client became READY in time.
         """
         limit = self.timeout if timeout is None else timeout
-        try:
-            async with asyncio.timeout(limit) as deadline:
-                while True:
-                    client = self._pick()
-                    if client is not None:
-                        return client
-                    assert self._changed is not None
-                    await self._changed.wait()
-        except TimeoutError as exc:
-            if deadline.expired():
-                raise RequestTimeoutError(f"no READY connection within {limit:g} s") from exc
-            raise
+        async with deadline(limit, "no READY connection"):
+            while True:
+                client = self._pick()
+                if client is not None:
+                    return client
+                await self._changes.wait()
 
     def _pick(self) -> C | None:
         if self._closed or not self._started:
@@ -217,7 +211,7 @@ class ClientPool(Generic[C]):
         return client
 
     def _on_state(self, client: C, event: ClientStateChanged) -> None:
-        self._notify()
+        self._changes.notify()
         if self._closed or client not in self._clients:
             return
         if event.new is ClientState.BROKEN:
@@ -243,8 +237,3 @@ class ClientPool(Generic[C]):
         candidates = [url for url in self.urls if url != failed] or self.urls
         counts = Counter(client.url for client in self._clients if client.url != failed)
         return min(candidates, key=lambda url: counts[url])
-
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = asyncio.Event()

@@ -11,7 +11,8 @@ Two framings:
   ``data_to_send`` one frame (``codec.join`` of the queued commands);
 * stream (raw TCP): the first bytes out are the preamble ``hubbub/1 <codec>\\n``; then
   JSON messages end with ``\\n`` and binary messages are their codec items one after
-  the other (each starts with its uvarint length), cut from the stream as they complete.
+  the other (each starts with its uvarint length), cut from the stream as they complete
+  by the framing of :mod:`hubbub.protocol.framing`, the server's own.
 
 A TCP server that refuses the preamble answers one line ``hubbub/1 error <reason>``
 instead of a first message; it is kept in ``refusal``.
@@ -25,17 +26,20 @@ from __future__ import annotations
 
 from hubbub.codecs.base import Codec
 from hubbub.errors import ProtocolError
+from hubbub.protocol.framing import (
+    BAD_PREAMBLE,
+    UNKNOWN_CODEC,
+    format_preamble,
+    may_be_refusal,
+    parse_refusal,
+    stream_framer,
+)
 from hubbub.protocol.messages import PING, PONG, Command, Reply
-from hubbub.protocol.varint import decode_uvarint
 
-PREAMBLE_VERSION = "hubbub/1"
-REFUSAL_PREFIX = b"hubbub/1 error "
-FATAL_REFUSALS = frozenset({"unknown codec", "bad preamble"})
+FATAL_REFUSALS = frozenset({UNKNOWN_CODEC, BAD_PREAMBLE})
 """Refusals that the same preamble would get again; others (stale, shutdown) pass."""
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """A longer message on a stream is taken as garbage rather than waited for."""
-
-_UVARINT_MAX_BYTES = 10
 
 
 class ClientProtocol:
@@ -52,13 +56,15 @@ class ClientProtocol:
         """Pings received so far."""
         self.refusal: str | None = None
         """The reason a TCP server gave for refusing the preamble."""
-        self._received = False
         self._items: list[bytes] = []
         self._replies: list[Reply] = []
-        self._buffer = bytearray()
+        self._head = bytearray()
+        """The first bytes of a stream, kept while they may still be a refusal line."""
+        self._head_done = not stream
+        self._framer = stream_framer(binary=codec.binary, limit=MAX_MESSAGE_BYTES)
         self._out: list[bytes] = []
         if stream:
-            self._out.append(f"{PREAMBLE_VERSION} {codec.name}\n".encode())
+            self._out.append(format_preamble(codec.name))
 
     # ------------------------------------------------------------------- outbound
 
@@ -87,8 +93,7 @@ class ClientProtocol:
             return
         try:
             if self.stream:
-                self._buffer += data
-                self._cut_stream()
+                self._receive_stream(data)
             else:
                 self._accept(self.codec.decode(data, Reply))
         except ProtocolError as exc:
@@ -96,7 +101,8 @@ class ClientProtocol:
 
     def receive_eof(self) -> None:
         """The server closed its side; a partial message left over is an error."""
-        if self.stream and self._buffer.strip() and self.error is None:
+        leftover = self._head + self._framer.buffered
+        if self.stream and leftover.strip() and self.error is None:
             self.error = ProtocolError("connection ended inside a message")
         self.eof = True
 
@@ -114,53 +120,27 @@ class ClientProtocol:
             else:
                 self._replies.append(reply)
 
-    def _cut_stream(self) -> None:
-        buf = self._buffer
-        if not self._received and not self._take_refusal(buf):
+    def _receive_stream(self, data: bytes) -> None:
+        if not self._head_done:
+            self._head += data
+            if not self._take_refusal(self._head):
+                return
+            data = bytes(self._head)
+            self._head.clear()
+            self._head_done = True
+        chunk = self._framer.feed(data)
+        if chunk is None:
             return
-        pos = 0
-        if self.codec.binary:
-            while (end := _item_end(buf, pos)) is not None:
-                self._accept(self.codec.decode(bytes(buf[pos:end]), Reply))
-                pos = end
-        else:
-            while (newline := buf.find(b"\n", pos)) >= 0:
-                line = bytes(buf[pos:newline])
-                pos = newline + 1
-                if line.strip():
-                    self._accept(self.codec.decode(line, Reply))
-            if len(buf) - pos > MAX_MESSAGE_BYTES:
-                raise ProtocolError("message longer than the stream limit")
-        if pos:
-            self._received = True
-        del buf[:pos]
+        for item in self._framer.split(chunk):
+            if self.codec.binary or item.strip():  # blank lines are skipped
+                self._accept(self.codec.decode(item, Reply))
 
-    def _take_refusal(self, buf: bytearray) -> bool:
+    def _take_refusal(self, head: bytearray) -> bool:
         """Before the first message: False while a refusal line may still be arriving."""
-        head = bytes(buf[: len(REFUSAL_PREFIX)])
-        if not REFUSAL_PREFIX.startswith(head):
+        if not may_be_refusal(head):
             return True  # a message, not a refusal
-        if len(head) < len(REFUSAL_PREFIX):
+        reason = parse_refusal(head)
+        if reason is None:
             return False
-        end = buf.find(b"\n")
-        if end < 0:
-            if len(buf) > 1024:
-                raise ProtocolError("refusal line too long")
-            return False
-        self.refusal = bytes(buf[len(REFUSAL_PREFIX) : end]).decode("utf-8", "replace").strip()
-        raise ProtocolError(f"server refused the connection: {self.refusal}")
-
-
-def _item_end(buf: bytearray, pos: int) -> int | None:
-    """Where the item starting at ``pos`` ends, or None while it is incomplete."""
-    available = len(buf) - pos
-    if available <= 0:
-        return None
-    head = buf[pos : pos + _UVARINT_MAX_BYTES]
-    if all(byte & 0x80 for byte in head) and len(head) < _UVARINT_MAX_BYTES:
-        return None  # the length prefix itself is not complete yet
-    size, body = decode_uvarint(buf, pos)
-    if size > MAX_MESSAGE_BYTES:
-        raise ProtocolError("message longer than the stream limit")
-    end = body + size
-    return end if end <= len(buf) else None
+        self.refusal = reason
+        raise ProtocolError(f"server refused the connection: {reason}")

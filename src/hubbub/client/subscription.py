@@ -40,11 +40,11 @@ from hubbub.client.events import (
 from hubbub.client.state import (
     SUBSCRIPTION_TRANSITIONS,
     LocalCode,
-    StateMachine,
     SubscriptionState,
     SubscriptionStateChanged,
     SubscriptionTrigger,
 )
+from hubbub.client.stateful import Stateful, deadline
 from hubbub.errors import (
     ClientClosedError,
     ClientError,
@@ -84,7 +84,7 @@ class SubscriptionOptions(TypedDict, total=False):
     buffer_size: int
 
 
-class Subscription:
+class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
     """One channel of a ``Client``: subscribe, iterate, unsubscribe.
 
     Made by ``Client.new_subscription`` (or ``Client.subscribe``), never directly.
@@ -116,11 +116,8 @@ class Subscription:
         self._offset = since.offset if since is not None else 0
         self._recover = since is not None
         """Ask the server to recover from (epoch, offset) on the next subscribe."""
-        self._machine: StateMachine[SubscriptionState, SubscriptionTrigger] = StateMachine(
-            SUBSCRIPTION_TRANSITIONS, _State.UNSUBSCRIBED
-        )
-        self._machine.listen(self._on_transition)
-        self._changed = asyncio.Event()
+        runner = client._runner
+        super().__init__(SUBSCRIPTION_TRANSITIONS, _State.UNSUBSCRIBED, runner)
         self._error: BaseException | None = None
         self._ended: tuple[int, str] = (0, "unsubscribed")
         """Code and reason of the last end."""
@@ -133,23 +130,17 @@ class Subscription:
         self._buffer_size = buffer_size
         self._overflowing = False
         self._arrived = asyncio.Event()
-        runner = client._runner
         self._on_publication = Callbacks[PublicationEvent](runner)
         self._on_join = Callbacks[JoinEvent](runner)
         self._on_leave = Callbacks[LeaveEvent](runner)
         self._on_subscribed = Callbacks[SubscribedEvent](runner)
         self._on_unsubscribed = Callbacks[UnsubscribedEvent](runner)
         self._on_error = Callbacks[ErrorEvent](runner)
-        self._on_state = Callbacks[SubscriptionStateChanged](runner)
 
     def __repr__(self) -> str:
         return f"<Subscription {self.channel!r} {self.state.value}>"
 
     # ------------------------------------------------------------------- reading
-
-    @property
-    def state(self) -> SubscriptionState:
-        return self._machine.state
 
     @property
     def position(self) -> Position:
@@ -178,10 +169,6 @@ class Subscription:
     def on_error(self, handler: Handler[ErrorEvent]) -> Callable[[], None]:
         """Failures no call is waiting for: a refused resubscribe, a full buffer."""
         return self._on_error.add(handler)
-
-    def on_state(self, handler: Handler[SubscriptionStateChanged]) -> Callable[[], None]:
-        """Every state transition, including retries that keep the state."""
-        return self._on_state.add(handler)
 
     # ------------------------------------------------------------------ commands
 
@@ -214,18 +201,11 @@ class Subscription:
             RequestTimeoutError: not subscribed within ``timeout``.
         """
         limit = self._client.timeout if timeout is None else timeout
-        try:
-            async with asyncio.timeout(limit) as deadline:
-                while self.state is not _State.SUBSCRIBED:
-                    if self.state is _State.UNSUBSCRIBED:
-                        raise self._ended_error()
-                    await self._changed.wait()
-        except TimeoutError as exc:
-            if deadline.expired():
-                raise RequestTimeoutError(
-                    f"{self.channel!r} not subscribed within {limit:g} s"
-                ) from exc
-            raise
+        async with deadline(limit, f"{self.channel!r} not subscribed"):
+            while self.state is not _State.SUBSCRIBED:
+                if self.state is _State.UNSUBSCRIBED:
+                    raise self._ended_error()
+                await self._changes.wait()
 
     async def unsubscribe(self) -> None:
         """Stop receiving; iteration ends after what is already buffered."""
@@ -516,8 +496,6 @@ class Subscription:
             self._retry = None
 
     def _on_transition(self, event: SubscriptionStateChanged) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-        self._on_state.emit(event)
+        super()._on_transition(event)
         if event.new is _State.UNSUBSCRIBED:
             self._arrived.set()

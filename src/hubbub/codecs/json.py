@@ -9,6 +9,7 @@ import msgspec
 
 from hubbub.codecs.base import M
 from hubbub.errors import ProtocolError
+from hubbub.protocol.framing import join_lines
 from hubbub.protocol.messages import Command, Reply
 
 
@@ -59,7 +60,7 @@ class JsonCodec:
         return item
 
     def join(self, items: Sequence[bytes]) -> bytes:
-        return items[0] if len(items) == 1 else b"\n".join(items)
+        return join_lines(items)
 
     def decode(self, frame: bytes, kind: type[M]) -> list[M]:
         decoder = self._decoders[kind]

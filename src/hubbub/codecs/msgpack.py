@@ -25,8 +25,8 @@ import msgspec.inspect as mi
 
 from hubbub.codecs.base import M
 from hubbub.errors import ProtocolError
+from hubbub.protocol.framing import join_varint_items, split_varint_items, varint_item
 from hubbub.protocol.messages import EMPTY, Command, Reply
-from hubbub.protocol.varint import decode_uvarint, encode_uvarint
 
 _EMPTY_MAP = b"\x80"
 _DECODE_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
@@ -121,10 +121,10 @@ class MsgpackCodec:
         body = _ENCODER.encode(fields)
         if body == _EMPTY_MAP:
             return b"\x00"  # ping / pong: one byte, as in Protobuf
-        return encode_uvarint(len(body)) + body
+        return varint_item(body)
 
     def join(self, items: Sequence[bytes]) -> bytes:
-        return items[0] if len(items) == 1 else b"".join(items)
+        return join_varint_items(items)
 
     def decode(self, frame: bytes, kind: type[M]) -> list[M]:
         if not frame:
@@ -132,20 +132,14 @@ class MsgpackCodec:
         decoder = _DECODERS[kind]
         plan = _PLANS[kind]
         messages: list[M] = []
-        pos, end = 0, len(frame)
-        while pos < end:
-            size, pos = decode_uvarint(frame, pos)
-            stop = pos + size
-            if stop > end:
-                raise ProtocolError("message length runs past the end of the frame")
-            if size == 0:
+        for body in split_varint_items(frame):
+            if not body:
                 messages.append(kind())
-            else:
-                try:
-                    message = decoder.decode(frame[pos:stop])
-                    _restore(message, plan)
-                except _DECODE_ERRORS as exc:
-                    raise ProtocolError(f"malformed msgpack message: {exc}") from None
-                messages.append(message)
-            pos = stop
+                continue
+            try:
+                message = decoder.decode(body)
+                _restore(message, plan)
+            except _DECODE_ERRORS as exc:
+                raise ProtocolError(f"malformed msgpack message: {exc}") from None
+            messages.append(message)
         return messages

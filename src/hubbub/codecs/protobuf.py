@@ -30,8 +30,8 @@ from google.protobuf.message import Message as PbMessage
 from hubbub.codecs.base import M
 from hubbub.errors import ProtocolError
 from hubbub.protocol import client_pb2
+from hubbub.protocol.framing import join_varint_items, split_varint_items, varint_item
 from hubbub.protocol.messages import EMPTY, Command, Reply
-from hubbub.protocol.varint import decode_uvarint, encode_uvarint
 
 _Take: TypeAlias = "Callable[[Any, _Plan], Any]"
 """Turns a proto field value, as ``ListFields`` gives it, into the Struct field value."""
@@ -214,11 +214,10 @@ class ProtobufCodec:
     subprotocol = "centrifuge-protobuf"
 
     def encode(self, message: Command | Reply) -> bytes:
-        body = _serialize(message, _PB_CLASSES[type(message)])
-        return encode_uvarint(len(body)) + body
+        return varint_item(_serialize(message, _PB_CLASSES[type(message)]))
 
     def join(self, items: Sequence[bytes]) -> bytes:
-        return items[0] if len(items) == 1 else b"".join(items)
+        return join_varint_items(items)
 
     def decode(self, frame: bytes, kind: type[M]) -> list[M]:
         if not frame:
@@ -226,17 +225,11 @@ class ProtobufCodec:
         pb_cls = _PB_CLASSES[kind]
         plan = _PLANS[kind]
         messages: list[M] = []
-        pos, end = 0, len(frame)
-        while pos < end:
-            size, pos = decode_uvarint(frame, pos)
-            stop = pos + size
-            if stop > end:
-                raise ProtocolError("message length runs past the end of the frame")
+        for body in split_varint_items(frame):
             pb = pb_cls()
             try:
-                pb.ParseFromString(frame[pos:stop])
+                pb.ParseFromString(body)
             except DecodeError as exc:
                 raise ProtocolError(f"malformed Protobuf message: {exc}") from None
             messages.append(_convert(pb, plan))
-            pos = stop
         return messages

@@ -11,7 +11,8 @@ from __future__ import annotations
 from hubbub.errors import ProtocolError
 
 MAX_UVARINT = (1 << 64) - 1
-_MAX_LEN = 10  # ceil(64 / 7)
+MAX_UVARINT_BYTES = 10  # ceil(64 / 7)
+"""The longest uvarint: a prefix this long that does not end is garbage, not unfinished."""
 
 # Lengths below 128 are the common case; precomputed single bytes skip the loop.
 _SMALL = tuple(bytes((n,)) for n in range(0x80))
@@ -45,7 +46,7 @@ def decode_uvarint(data: bytes | bytearray | memoryview, pos: int = 0) -> tuple[
     result = 0
     shift = 0
     end = len(data)
-    for i in range(pos, min(pos + _MAX_LEN, end)):
+    for i in range(pos, min(pos + MAX_UVARINT_BYTES, end)):
         byte = data[i]
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
@@ -53,6 +54,6 @@ def decode_uvarint(data: bytes | bytearray | memoryview, pos: int = 0) -> tuple[
                 raise ProtocolError("varint exceeds 64 bits")
             return result, i + 1
         shift += 7
-    if end - pos >= _MAX_LEN:
+    if end - pos >= MAX_UVARINT_BYTES:
         raise ProtocolError("varint longer than 10 bytes")
     raise ProtocolError("truncated varint")

@@ -19,14 +19,15 @@ The wire, per connection (``server.tcp_port``):
    as a push), then its EOF; it drops the socket at the client's EOF or CLOSE_GRACE
    later. EOF from the client, even mid-message, is a lost connection.
 
-The framers are sans-I/O (bytes in, complete messages out) so a client can reuse them.
+The framing (preamble, lines, length prefixes) is sans-I/O, in
+:mod:`hubbub.protocol.framing`, shared with the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import structlog
 
@@ -36,120 +37,22 @@ from hubbub.core.session import Session
 from hubbub.errors import ProtocolError
 from hubbub.protocol import codes
 from hubbub.protocol.codes import Disconnect
+from hubbub.protocol.framing import (
+    BAD_PREAMBLE,
+    UNKNOWN_CODEC,
+    StreamFramer,
+    format_refusal,
+    parse_preamble,
+    stream_framer,
+)
 from hubbub.protocol.messages import Disconnect as DisconnectPush
 from hubbub.protocol.messages import Push, Reply
-from hubbub.protocol.varint import decode_uvarint
 from hubbub.transports.sockets import enable_keepalive
 
-PREAMBLE = b"hubbub/1"
-"""First word of the preamble line and of a refusal line: protocol name and version."""
-MAX_PREAMBLE = 64
-"""Longest preamble line, ``\\n`` included."""
 CLOSE_GRACE = 5.0
 """Seconds a closing connection waits for the client's EOF before it is dropped."""
 
-_VARINT_MAX_LEN = 10
 _log = structlog.get_logger(__name__)
-
-
-def _too_big(size: int) -> ProtocolError:
-    return ProtocolError(f"message of {size} bytes", codes.MESSAGE_TOO_BIG)
-
-
-# --------------------------------------------------------------------------- framing
-
-
-class Framer(Protocol):
-    """Cuts a byte stream into chunks of complete messages."""
-
-    def feed(self, data: bytes) -> bytes | None:
-        """Take ``data``; return the messages it completed as one chunk, or None.
-
-        Raises:
-            ProtocolError: a message is over the limit (``MESSAGE_TOO_BIG``) or its
-                length prefix is garbage.
-        """
-        ...
-
-
-class LineFramer:
-    """Newline-delimited messages; a chunk is complete lines joined by ``\\n``."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> bytes | None:
-        end = data.rfind(b"\n")
-        if end < 0:
-            self._buffer += data
-            if len(self._buffer) > self._limit:  # a line this long can only grow
-                raise _too_big(len(self._buffer))
-            return None
-        if self._buffer:
-            self._buffer += data[:end]
-            chunk = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            chunk = data[:end]
-        rest = data[end + 1 :]
-        if len(rest) > self._limit:
-            raise _too_big(len(rest))
-        self._buffer += rest
-        if len(chunk) > self._limit:
-            longest = max(len(line) for line in chunk.split(b"\n"))
-            if longest > self._limit:
-                raise _too_big(longest)
-        return chunk
-
-
-class LengthPrefixFramer:
-    """``uvarint(len) + message`` items; a chunk is complete items, prefixes included."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> bytes | None:
-        buffer = self._buffer
-        if buffer:
-            buffer += data
-            end = self._complete(buffer)
-            if not end:
-                return None
-            chunk = bytes(buffer[:end])
-            del buffer[:end]
-            return chunk
-        end = self._complete(data)  # the common case: no copy when nothing is left over
-        buffer += data[end:]
-        return data[:end] if end else None
-
-    def _complete(self, data: bytes | bytearray) -> int:
-        """Where the last complete item in ``data`` ends (0: none yet)."""
-        pos, size_of_data = 0, len(data)
-        while pos < size_of_data:
-            try:
-                size, start = decode_uvarint(data, pos)
-            except ProtocolError:
-                if size_of_data - pos < _VARINT_MAX_LEN:
-                    break  # the length prefix itself is still arriving
-                raise
-            if size > self._limit:
-                raise _too_big(size)
-            if start + size > size_of_data:
-                break
-            pos = start + size
-        return pos
-
-
-def framer_for(codec: Codec, limit: int) -> Framer:
-    """Lines for text codecs, length prefixes for binary ones."""
-    return LengthPrefixFramer(limit) if codec.binary else LineFramer(limit)
-
-
-def refusal(reason: str) -> bytes:
-    """The line a refused client reads before the close."""
-    return PREAMBLE + b" error " + reason.encode() + b"\n"
 
 
 def disconnect_push(disconnect: Disconnect) -> Reply:
@@ -179,7 +82,7 @@ class _TcpConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._session: Session | None = None
         self._codec: Codec | None = None
-        self._framer: Framer | None = None
+        self._framer: StreamFramer | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._ending = False  # our last bytes are written; what comes in is dropped
 
@@ -234,22 +137,20 @@ class _TcpConnection(asyncio.Protocol):
 
     def _read_preamble(self, data: bytes) -> None:
         self._preamble += data
-        end = self._preamble.find(b"\n")
-        if end < 0 and len(self._preamble) < MAX_PREAMBLE:
-            return  # the line is still arriving
-        if end < 0 or end >= MAX_PREAMBLE:
-            self.refuse("bad preamble")
-            return
-        words = bytes(self._preamble[:end]).rstrip(b"\r").split(b" ")
-        rest = bytes(self._preamble[end + 1 :])
-        self._preamble.clear()
-        if len(words) != 2 or words[0] != PREAMBLE:
-            self.refuse("bad preamble")
-            return
         try:
-            codec = self.node.codecs.get(words[1].decode("ascii", "replace"))
+            found = parse_preamble(self._preamble)
+        except ProtocolError:
+            self.refuse(BAD_PREAMBLE)
+            return
+        if found is None:
+            return  # the line is still arriving
+        name, end = found
+        rest = bytes(self._preamble[end:])
+        self._preamble.clear()
+        try:
+            codec = self.node.codecs.get(name)
         except KeyError:
-            self.refuse("unknown codec")
+            self.refuse(UNKNOWN_CODEC)
             return
         self._open(codec)
         if rest:
@@ -259,7 +160,8 @@ class _TcpConnection(asyncio.Protocol):
         self._pending.discard(self)
         self._disarm()
         self._codec = codec
-        self._framer = framer_for(codec, self.node.settings.client.max_message_bytes)
+        limit = self.node.settings.client.max_message_bytes
+        self._framer = stream_framer(binary=codec.binary, limit=limit)
         self._session = self.node.accept(self, codec)
 
     def refuse(self, reason: str) -> None:
@@ -268,7 +170,7 @@ class _TcpConnection(asyncio.Protocol):
         if self._session is not None or transport is None or self._ending:
             return
         _log.info("TCP connection refused", remote=self.remote, reason=reason)
-        transport.write(refusal(reason))
+        transport.write(format_refusal(reason))
         self._end(abort=False)
 
     # -------------------------------------------------------- session Connection
@@ -355,14 +257,4 @@ class TcpServer:
             await self._server.wait_closed()
 
 
-__all__ = [
-    "MAX_PREAMBLE",
-    "PREAMBLE",
-    "Framer",
-    "LengthPrefixFramer",
-    "LineFramer",
-    "TcpServer",
-    "disconnect_push",
-    "framer_for",
-    "refusal",
-]
+__all__ = ["TcpServer", "disconnect_push"]

@@ -22,7 +22,12 @@ class _WireInfo(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
 
 
 class _WirePublication(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
-    """A Publication without its offset, which travels beside it (the script assigns it)."""
+    """A Publication without its offset, which travels beside it (the script assigns it).
+
+    Spelled out rather than derived from ``Publication``: it is encoded as an array, so
+    this field order is the format of what Redis keeps in history and of what nodes of
+    different versions exchange; a change to the protocol Struct must not reorder it.
+    """
 
     data: bytes = b""
     info: _WireInfo | None = None
