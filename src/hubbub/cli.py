@@ -13,6 +13,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="hubbub real-
 config_app = typer.Typer(no_args_is_help=True, help="Work with configuration files")
 app.add_typer(config_app, name="config")
 
+
+def _mount_tools() -> None:
+    """``hubbub bench`` and ``hubbub evaluate`` need the bench extra: mount them when present."""
+    try:
+        from hubbub.bench.cli import app as bench_app
+        from hubbub.evaluate.cli import app as evaluate_app
+    except ImportError:  # pragma: no cover - installed without the bench extra
+        return
+    app.add_typer(bench_app, name="bench", help="Load generator: connect, fanout, rooms, echo")
+    app.add_typer(evaluate_app, name="evaluate", help="Codec benchmark and AHP decision matrix")
+
+
+_mount_tools()
+
 ConfigOption = Annotated[
     Optional[Path],  # noqa: UP045 - typer reads the annotation at run time
     typer.Option("--config", "-c", help="YAML configuration file"),

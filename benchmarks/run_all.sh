@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Every comparison, profile and ranking behind benchmarks/README.md, in one go
+# (about 45 minutes on 2 CPUs). Run from the repository root with the dev venv:
+#
+#   bash benchmarks/run_all.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+
+$PY benchmarks/compare.py fanout
+$PY benchmarks/compare.py echo
+$PY benchmarks/compare.py echo --name echo-pipeline16 \
+    --targets hubbub,hubbub-rpc,picows,node-ws -- --pipeline 16
+$PY benchmarks/compare.py connect
+$PY benchmarks/compare.py rooms
+$PY benchmarks/compare.py fanout --name engines-fanout --baseline hubbub \
+    --targets hubbub,hubbub-history,hubbub-presence,hubbub-protobuf -- --rate 20 --max-steps 9
+$PY benchmarks/compare.py connect --name engines-connect --baseline hubbub \
+    --targets hubbub,hubbub-history,hubbub-presence
+
+$PY benchmarks/pyspy_profile.py fanout --name fanout-1000subs-20pubs --seconds 10 -- \
+    --subscribers 1000 --rate 20 --step-factor 1 --duration 16 --warmup 0
+$PY benchmarks/pyspy_profile.py fanout --name fanout-1000subs-400pubs --seconds 10 -- \
+    --subscribers 1000 --rate 400 --step-factor 1 --duration 16 --warmup 0
+$PY benchmarks/pyspy_profile.py echo --rpc --name echo-rpc-100conns-pipeline16 --seconds 10 -- \
+    --connections 100 --mode rpc --pipeline 16 --duration 16 --warmup 0
+$PY benchmarks/pyspy_profile.py connect --name connect-15k --delay 1 --seconds 6 -- \
+    --connections 15000 --concurrency 300 --hold 2
+
+$PY -m hubbub.cli evaluate rank --decision benchmarks/decision.yaml \
+    --json benchmarks/results/decision.json \
+  || $PY -c "from hubbub.evaluate.cli import app; app()" rank \
+    --decision benchmarks/decision.yaml --json benchmarks/results/decision.json

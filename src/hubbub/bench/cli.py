@@ -1,0 +1,322 @@
+"""``hubbub bench``: the load generator's commands (also ``python -m hubbub.bench``).
+
+Every command takes the target (``--url``, ``--protocol``, ``--codec``), how to spread
+the load (``--procs``, ``--source-addrs``), the server to watch (``--server-pid``) and
+where to put results (``--json``, ``--plot``). Load goes to 127.0.0.x addresses only
+unless ``--allow-remote`` is given, and every run is bounded by ``--deadline``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Optional
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+
+from hubbub.bench import report, results
+from hubbub.bench.plan import RunConfig, with_default_path
+from hubbub.bench.runner import Runner
+from hubbub.bench.stepping import StepPolicy
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Load generator: connect, fanout, rooms and echo scenarios against a server.",
+)
+
+Url = Annotated[
+    str,
+    typer.Option(help="Server URL; the protocol's usual path is added when there is none"),
+]
+ProtocolOpt = Annotated[
+    str, typer.Option("--protocol", help="centrifuge (hubbub), plain (peer servers), socketio")
+]
+Codec = Annotated[str, typer.Option(help="Centrifuge codec: json or protobuf")]
+Procs = Annotated[int, typer.Option(help="Load processes (0: as the fd limit requires)")]
+Sources = Annotated[
+    int, typer.Option(help="Source addresses 127.0.0.2… (0: as ephemeral ports require)")
+]
+ServerPid = Annotated[int, typer.Option(help="Server PID: RSS and CPU from /proc")]
+JsonOut = Annotated[Optional[Path], typer.Option("--json", help="Write results here")]  # noqa: UP045
+PlotOut = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG chart here")]  # noqa: UP045
+Label = Annotated[str, typer.Option(help="Name of what is measured, kept in the results")]
+Deadline = Annotated[float, typer.Option(help="Stop the whole run after this many seconds")]
+Concurrency = Annotated[int, typer.Option(help="Handshakes in flight per process")]
+PayloadSize = Annotated[int, typer.Option(help="Payload bytes (JSON with a timestamp)")]
+Duration = Annotated[float, typer.Option(help="Seconds per measured step")]
+Warmup = Annotated[float, typer.Option(help="Seconds of unrecorded load first")]
+Drain = Annotated[float, typer.Option(help="Max seconds to wait for late deliveries")]
+P99Bound = Annotated[float, typer.Option(help="A step fails when p99 exceeds this (ms)")]
+StepFactor = Annotated[float, typer.Option(help="Rate multiplier per step (1: one step)")]
+MaxSteps = Annotated[int, typer.Option(help="Most rate steps")]
+MaxRate = Annotated[float, typer.Option(help="Highest total publish rate (0: no limit)")]
+HalfRate = Annotated[bool, typer.Option(help="Re-measure latency at half the max rate")]
+AllowRemote = Annotated[bool, typer.Option(help="Allow a server outside 127.0.0.0/8")]
+
+_DEFAULT_URL = "ws://127.0.0.1:8000"
+
+
+def _url(url: str, protocol: str, allow_remote: bool) -> str:
+    if protocol not in ("centrifuge", "plain", "socketio"):
+        raise typer.BadParameter(f"unknown protocol {protocol!r}", param_hint="--protocol")
+    host = urlsplit(url).hostname or ""
+    if not (host.startswith("127.") or host == "localhost" or allow_remote):
+        raise typer.BadParameter(
+            f"{host!r} is not a loopback address; pass --allow-remote to load it",
+            param_hint="--url",
+        )
+    return with_default_path(url, protocol)
+
+
+def _finish(result: results.Result, json_out: Path | None, plot_out: Path | None) -> None:
+    report.show(result)
+    if json_out is not None:
+        results.write(result, json_out)
+        Console(stderr=True).print(f"results: {json_out}")
+    if plot_out is not None:
+        report.plot([result], plot_out)
+        Console(stderr=True).print(f"chart: {plot_out}")
+    if result.connect is not None and result.connect.connected == 0:
+        raise typer.Exit(1)
+
+
+def _config(**values: Any) -> RunConfig:
+    try:
+        return RunConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _policy(
+    rate: float,
+    step_factor: float,
+    max_rate: float,
+    max_steps: int,
+    p99_bound_ms: float,
+    min_keep_up: float,
+) -> StepPolicy:
+    try:
+        return StepPolicy(
+            start_rate=rate,
+            factor=step_factor,
+            max_rate=max_rate if max_rate > 0 else math.inf,
+            max_steps=max_steps,
+            p99_bound_ms=p99_bound_ms,
+            min_keep_up=min_keep_up,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+def connect(
+    connections: Annotated[int, typer.Option("-n", "--connections", help="Connections")] = 1000,
+    channels: Annotated[int, typer.Option(help="Channels they subscribe to, round-robin")] = 1,
+    hold: Annotated[float, typer.Option(help="Seconds to hold before reading RSS")] = 2.0,
+    url: Url = _DEFAULT_URL,
+    protocol: ProtocolOpt = "centrifuge",
+    codec: Codec = "json",
+    procs: Procs = 0,
+    source_addrs: Sources = 0,
+    concurrency: Concurrency = 200,
+    server_pid: ServerPid = 0,
+    label: Label = "",
+    json_out: JsonOut = None,
+    plot_out: PlotOut = None,
+    deadline: Deadline = 600.0,
+    allow_remote: AllowRemote = False,
+) -> None:
+    """Ramp to N connections (connected + subscribed); connects/s and server RSS per connection."""
+    cfg = _config(
+        scenario="connect",
+        url=_url(url, protocol, allow_remote),
+        protocol=protocol,
+        codec=codec,
+        label=label,
+        connections=connections,
+        channels=channels,
+        procs=procs,
+        source_addrs=source_addrs,
+        concurrency=concurrency,
+        hold=hold,
+        server_pid=server_pid,
+        deadline=deadline,
+    )
+    _finish(Runner(cfg).run(), json_out, plot_out)
+
+
+@app.command()
+def fanout(
+    subscribers: Annotated[int, typer.Option("-n", "--subscribers", help="Subscribers")] = 1000,
+    publishers: Annotated[int, typer.Option(help="Publishing connections")] = 1,
+    rate: Annotated[
+        float, typer.Option(help="First step's publications/s (all publishers)")
+    ] = 100.0,
+    step_factor: StepFactor = 1.5,
+    max_rate: MaxRate = 0.0,
+    max_steps: MaxSteps = 10,
+    p99_bound_ms: P99Bound = 50.0,
+    min_keep_up: Annotated[float, typer.Option(help="Share of deliveries a step must see")] = 0.95,
+    half_rate: HalfRate = True,
+    payload_size: PayloadSize = 64,
+    duration: Duration = 5.0,
+    warmup: Warmup = 1.0,
+    drain: Drain = 2.0,
+    url: Url = _DEFAULT_URL,
+    protocol: ProtocolOpt = "centrifuge",
+    codec: Codec = "json",
+    procs: Procs = 0,
+    source_addrs: Sources = 0,
+    concurrency: Concurrency = 200,
+    server_pid: ServerPid = 0,
+    label: Label = "",
+    json_out: JsonOut = None,
+    plot_out: PlotOut = None,
+    deadline: Deadline = 600.0,
+    allow_remote: AllowRemote = False,
+) -> None:
+    """N subscribers on one channel; step the publish rate up until deliveries fall behind."""
+    cfg = _config(
+        scenario="fanout",
+        url=_url(url, protocol, allow_remote),
+        protocol=protocol,
+        codec=codec,
+        label=label,
+        connections=subscribers,
+        publishers=publishers,
+        payload_size=payload_size,
+        duration=duration,
+        warmup=warmup,
+        drain=drain,
+        procs=procs,
+        source_addrs=source_addrs,
+        concurrency=concurrency,
+        server_pid=server_pid,
+        deadline=deadline,
+    )
+    policy = _policy(rate, step_factor, max_rate, max_steps, p99_bound_ms, min_keep_up)
+    _finish(Runner(cfg, policy=policy, half_rate=half_rate).run(), json_out, plot_out)
+
+
+@app.command()
+def rooms(
+    rooms: Annotated[int, typer.Option(help="Channels (chat rooms)")] = 100,
+    members: Annotated[int, typer.Option(help="Members per room; each publishes")] = 10,
+    rate: Annotated[float, typer.Option(help="Publications/s per member (first step)")] = 1.0,
+    step_factor: StepFactor = 1.0,
+    max_rate: MaxRate = 0.0,
+    max_steps: MaxSteps = 8,
+    p99_bound_ms: P99Bound = 50.0,
+    half_rate: HalfRate = False,
+    payload_size: PayloadSize = 64,
+    duration: Duration = 10.0,
+    warmup: Warmup = 1.0,
+    drain: Drain = 2.0,
+    url: Url = _DEFAULT_URL,
+    protocol: ProtocolOpt = "centrifuge",
+    codec: Codec = "json",
+    procs: Procs = 0,
+    source_addrs: Sources = 0,
+    concurrency: Concurrency = 200,
+    server_pid: ServerPid = 0,
+    label: Label = "",
+    json_out: JsonOut = None,
+    plot_out: PlotOut = None,
+    deadline: Deadline = 600.0,
+    allow_remote: AllowRemote = False,
+) -> None:
+    """Many rooms of M members, every member publishing at a rate: a chat workload."""
+    cfg = _config(
+        scenario="rooms",
+        url=_url(url, protocol, allow_remote),
+        protocol=protocol,
+        codec=codec,
+        label=label,
+        rooms=rooms,
+        members=members,
+        payload_size=payload_size,
+        duration=duration,
+        warmup=warmup,
+        drain=drain,
+        procs=procs,
+        source_addrs=source_addrs,
+        concurrency=concurrency,
+        server_pid=server_pid,
+        deadline=deadline,
+        extra={"rate_per_member": rate},
+    )
+    total = rooms * members
+    policy = _policy(rate * total, step_factor, max_rate * total, max_steps, p99_bound_ms, 0.95)
+    _finish(Runner(cfg, policy=policy, half_rate=half_rate).run(), json_out, plot_out)
+
+
+@app.command()
+def echo(
+    connections: Annotated[int, typer.Option("-n", "--connections", help="Connections")] = 100,
+    mode: Annotated[
+        str, typer.Option(help="publish (to its own channel) or rpc (method 'echo')")
+    ] = "publish",
+    pipeline: Annotated[int, typer.Option(help="Requests in flight per connection")] = 1,
+    payload_size: PayloadSize = 64,
+    duration: Duration = 5.0,
+    warmup: Warmup = 1.0,
+    drain: Drain = 2.0,
+    url: Url = _DEFAULT_URL,
+    protocol: ProtocolOpt = "centrifuge",
+    codec: Codec = "json",
+    procs: Procs = 0,
+    source_addrs: Sources = 0,
+    concurrency: Concurrency = 200,
+    server_pid: ServerPid = 0,
+    label: Label = "",
+    json_out: JsonOut = None,
+    plot_out: PlotOut = None,
+    deadline: Deadline = 600.0,
+    allow_remote: AllowRemote = False,
+) -> None:
+    """Closed-loop round trips over N connections: round trips/s and their latency."""
+    if mode not in ("publish", "rpc"):
+        raise typer.BadParameter("expected publish or rpc", param_hint="--mode")
+    cfg = _config(
+        scenario="echo",
+        url=_url(url, protocol, allow_remote),
+        protocol=protocol,
+        codec=codec,
+        label=label,
+        connections=connections,
+        echo_mode=mode if protocol == "centrifuge" else "rpc",
+        pipeline=pipeline,
+        payload_size=payload_size,
+        duration=duration,
+        warmup=warmup,
+        drain=drain,
+        procs=procs,
+        source_addrs=source_addrs,
+        concurrency=concurrency,
+        server_pid=server_pid,
+        deadline=deadline,
+    )
+    _finish(Runner(cfg).run(), json_out, plot_out)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the results that --json writes."""
+    typer.echo(json.dumps(results.json_schema(), indent=2))
+
+
+@app.command()
+def plot(
+    files: Annotated[list[Path], typer.Argument(help="Result JSON files of one scenario")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")],
+    title: Annotated[str, typer.Option(help="Chart title")] = "",
+) -> None:
+    """Draw several results of the same scenario in one chart."""
+    loaded = [results.read(f) for f in files]
+    if len({r.scenario for r in loaded}) != 1:
+        raise typer.BadParameter("results of different scenarios cannot share a chart")
+    report.plot(loaded, out, title)

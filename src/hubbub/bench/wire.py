@@ -1,0 +1,338 @@
+"""The client side of each protocol the bench speaks, without any I/O.
+
+A wire gets frames (``receive``) and hands frames to ``send``; the worker glues it to
+a picows connection. Three protocols:
+
+* ``centrifuge``: Centrifuge client protocol v2 through hubbub's own codecs (JSON or
+  Protobuf). Handshake: connect + subscribe in one frame (PROTOCOL.md §1.2 allows
+  several commands per frame); server pings are answered with pongs (§5).
+* ``plain``: the tiny protocol of the peer broadcast servers (picows, Node ``ws``):
+  text frames ``S<channel>`` → ``OK``; ``P<channel>\\n<payload>`` → every subscriber
+  of the channel gets ``M<channel>\\n<payload>``; ``E<payload>`` → the same frame back.
+* ``socketio``: Engine.IO 4 / Socket.IO 5 over a WebSocket: ``40`` joins the default
+  namespace, ``420["subscribe",channel]`` → ack ``430``, ``42["publish",channel,payload]``
+  → every room member gets ``42["m",payload]``, ``42<id>["echo",payload]`` → ack
+  ``43<id>[payload]``; Engine.IO pings ``2`` are answered ``3``.
+
+Once ready, receiving is the hot path: stamped payloads are found with one regular
+expression per frame (``payload.STAMP``) instead of decoding every message; only frames
+that may hold something else (pings, errors) are looked at more closely.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from typing import ClassVar
+
+import msgspec
+
+from hubbub.codecs.base import Codec
+from hubbub.errors import ProtocolError
+from hubbub.protocol.messages import (
+    PONG,
+    Command,
+    ConnectRequest,
+    PublishRequest,
+    Reply,
+    RPCRequest,
+    SubscribeRequest,
+)
+from hubbub.protocol.varint import decode_uvarint
+
+from .payload import STAMP
+
+Send = Callable[[bytes], None]
+
+CONNECT_ID = 1
+SUBSCRIBE_ID = 2
+FIRST_COMMAND_ID = 10
+
+
+class Counters:
+    """What every connection of one worker adds to: deliveries, latencies, errors."""
+
+    __slots__ = ("acks", "delivered", "errors", "latencies", "recording", "sent")
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.sent = 0
+        self.acks = 0
+        self.errors: Counter[str] = Counter()
+        self.latencies: array[int] = array("q")
+        self.recording = False
+
+    def take_latencies(self) -> array[int]:
+        taken, self.latencies = self.latencies, array("q")
+        return taken
+
+
+class ClientWire:
+    """Base of the protocol wires: readiness, counters and the stamp scan."""
+
+    protocol: ClassVar[str] = ""
+
+    def __init__(self, counters: Counters, channel: str = "", send: Send | None = None) -> None:
+        self.binary = False
+        """Frames go out as binary WebSocket messages (else text)."""
+        self.subprotocol = ""
+        """The WebSocket subprotocol to offer ("" for none)."""
+        self.counters = counters
+        self.channel = channel
+        self.send: Send = send or _nowhere
+        self.ready = False
+        self.failure = ""
+
+    def start(self) -> None:
+        """The WebSocket is open: send the opening frames."""
+
+    def receive(self, frame: bytes, now_ns: int) -> int:
+        """Take one frame; returns how many stamped payloads it held."""
+        raise NotImplementedError
+
+    def publish(self, channel: str, payloads: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def echo(self, payloads: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _count(self, frame: bytes, now_ns: int) -> int:
+        found = STAMP.findall(frame)
+        if not found:
+            return 0
+        counters = self.counters
+        counters.delivered += len(found)
+        if counters.recording:
+            counters.latencies.extend([(now_ns - int(s)) // 1000 for s in found])
+        return len(found)
+
+    def _fail(self, reason: str) -> None:
+        self.failure = self.failure or reason
+        self.counters.errors[reason] += 1
+
+
+def _nowhere(frame: bytes) -> None:
+    raise RuntimeError("wire is not connected")
+
+
+# --------------------------------------------------------------------- centrifuge
+
+
+class CentrifugeWire(ClientWire):
+    """Centrifuge protocol v2 through one of hubbub's codecs."""
+
+    protocol = "centrifuge"
+
+    def __init__(
+        self,
+        codec: Codec,
+        counters: Counters,
+        channel: str = "",
+        send: Send | None = None,
+        *,
+        rpc_method: str = "echo",
+    ) -> None:
+        super().__init__(counters, channel, send)
+        self.codec = codec
+        self.binary = codec.binary
+        self.subprotocol = codec.subprotocol if codec.binary else ""
+        self.rpc_method = rpc_method
+        self.client_id = ""
+        self._next_id = FIRST_COMMAND_ID
+        self._pong = codec.encode(PONG)
+        self._echo_channel = channel
+
+    def start(self) -> None:
+        commands = [Command(id=CONNECT_ID, connect=ConnectRequest(name="hubbub-bench"))]
+        if self.channel:
+            commands.append(
+                Command(id=SUBSCRIBE_ID, subscribe=SubscribeRequest(channel=self.channel))
+            )
+        self.send(self.codec.join([self.codec.encode(c) for c in commands]))
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive(self, frame: bytes, now_ns: int) -> int:
+        if not self.ready:
+            return self._handshake(frame, now_ns)
+        if self.binary:
+            self._scan_protobuf(frame)
+        else:
+            self._scan_json(frame)
+        return self._count(frame, now_ns)
+
+    def _handshake(self, frame: bytes, now_ns: int) -> int:
+        try:
+            replies = self.codec.decode(frame, Reply)
+        except ProtocolError as exc:
+            self._fail(f"bad frame: {exc}")
+            return 0
+        for reply in replies:
+            if reply.error is not None:
+                self._fail(f"error {reply.error.code} {reply.error.message}")
+            elif reply.id == CONNECT_ID and reply.connect is not None:
+                self.client_id = reply.connect.client
+                self.ready = not self.channel
+            elif reply.id == SUBSCRIBE_ID and reply.subscribe is not None:
+                self.ready = True
+            elif reply.id == 0 and reply.push is None:
+                self.send(self._pong)
+        return self._count(frame, now_ns)
+
+    def _scan_json(self, frame: bytes) -> None:
+        # Pings are lines that are exactly "{}" (PROTOCOL.md §1.2).
+        if b"{}" in frame:
+            for line in frame.split(b"\n"):
+                if line == b"{}":
+                    self.send(self._pong)
+                    break
+        if b'"error":' in frame:
+            self._errors(frame)
+        self.counters.acks += frame.count(b'{"id":')
+
+    def _scan_protobuf(self, frame: bytes) -> None:
+        pos, end = 0, len(frame)
+        pinged = False
+        while pos < end:
+            size, pos = decode_uvarint(frame, pos)
+            if size == 0:
+                pinged = True
+                continue
+            # Reply.id is field 1 (tag 0x08), Reply.error field 2 (tag 0x12).
+            if frame[pos] == 0x08:
+                self.counters.acks += 1
+                _, after = decode_uvarint(frame, pos + 1)
+                if after < pos + size and frame[after] == 0x12:
+                    self._errors(frame[pos - _varint_len(size) : pos + size])
+            pos += size
+        if pinged:
+            self.send(self._pong)
+
+    def _errors(self, frame: bytes) -> None:
+        try:
+            replies = self.codec.decode(frame, Reply)
+        except ProtocolError as exc:
+            self.counters.errors[f"bad frame: {exc}"] += 1
+            return
+        for reply in replies:
+            if reply.error is not None:
+                self.counters.errors[f"error {reply.error.code} {reply.error.message}"] += 1
+
+    # -------------------------------------------------------------------- sending
+
+    def _ids(self, count: int) -> range:
+        first = self._next_id
+        self._next_id += count
+        return range(first, first + count)
+
+    def publish(self, channel: str, payloads: list[bytes]) -> None:
+        encode = self.codec.encode
+        items = [
+            encode(Command(id=i, publish=PublishRequest(channel=channel, data=msgspec.Raw(p))))
+            for i, p in zip(self._ids(len(payloads)), payloads, strict=True)
+        ]
+        self.send(self.codec.join(items))
+
+    def echo(self, payloads: list[bytes]) -> None:
+        if self._echo_channel:  # publish-to-self: the round trip ends at the push
+            self.publish(self._echo_channel, payloads)
+            return
+        encode = self.codec.encode
+        method = self.rpc_method
+        items = [
+            encode(Command(id=i, rpc=RPCRequest(method=method, data=msgspec.Raw(p))))
+            for i, p in zip(self._ids(len(payloads)), payloads, strict=True)
+        ]
+        self.send(self.codec.join(items))
+
+
+def _varint_len(value: int) -> int:
+    length = 1
+    while value >= 0x80:
+        value >>= 7
+        length += 1
+    return length
+
+
+# -------------------------------------------------------------------------- plain
+
+
+class PlainWire(ClientWire):
+    """The one-letter protocol of the peer broadcast servers."""
+
+    protocol = "plain"
+
+    def start(self) -> None:
+        if self.channel:
+            self.send(b"S" + self.channel.encode())
+        else:
+            self.ready = True
+
+    def receive(self, frame: bytes, now_ns: int) -> int:
+        if not self.ready:
+            if frame == b"OK":
+                self.ready = True
+                return 0
+            if frame.startswith(b"ERR"):
+                self._fail(frame.decode(errors="replace"))
+                return 0
+        return self._count(frame, now_ns)
+
+    def publish(self, channel: str, payloads: list[bytes]) -> None:
+        head = b"P" + channel.encode() + b"\n"
+        for payload in payloads:
+            self.send(head + payload)
+
+    def echo(self, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            self.send(b"E" + payload)
+
+
+# ----------------------------------------------------------------------- socketio
+
+
+class SocketIOWire(ClientWire):
+    """Socket.IO 5 over Engine.IO 4, WebSocket transport only, default namespace."""
+
+    protocol = "socketio"
+
+    def __init__(self, counters: Counters, channel: str = "", send: Send | None = None) -> None:
+        super().__init__(counters, channel, send)
+        self._ack = 1
+
+    def receive(self, frame: bytes, now_ns: int) -> int:
+        if frame == b"2":  # Engine.IO ping
+            self.send(b"3")
+            return 0
+        if not self.ready:
+            return self._handshake(frame)
+        if frame.startswith(b"44"):
+            self._fail(f"connect error {frame[2:80].decode(errors='replace')}")
+        return self._count(frame, now_ns)
+
+    def _handshake(self, frame: bytes) -> int:
+        if frame.startswith(b"0{"):  # Engine.IO open
+            self.send(b"40")
+        elif frame.startswith(b"40"):  # namespace joined
+            if self.channel:
+                self.send(b"420" + json.dumps(["subscribe", self.channel]).encode())
+            else:
+                self.ready = True
+        elif frame.startswith(b"430"):
+            self.ready = True
+        elif frame.startswith(b"44"):
+            self._fail(f"connect error {frame[2:80].decode(errors='replace')}")
+        return 0
+
+    def publish(self, channel: str, payloads: list[bytes]) -> None:
+        head = b'42["publish",' + json.dumps(channel).encode() + b","
+        for payload in payloads:
+            self.send(head + payload + b"]")
+
+    def echo(self, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            ack = self._ack
+            self._ack += 1
+            self.send(b"42%d" % ack + b'["echo",' + payload + b"]")

@@ -1,0 +1,74 @@
+"""End to end: `hubbub bench fanout` against a real `hubbub serve`, a few connections."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hubbub.bench import results
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "benchmarks" / "configs" / "hubbub-bench.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[int, int]]:
+    """`hubbub serve` on the bench config and free ports: (port, pid)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubbub.cli", "serve", "--config", str(CONFIG),
+         "--port", str(port), "--internal-port", str(free_port())],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "server exited"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def test_fanout_smoke_run(server: tuple[int, int], tmp_path: Path) -> None:
+    """A one-step fan-out to 5 subscribers delivers everything and writes valid JSON."""
+    # --drain 3: an upper bound; draining ends as soon as deliveries stop arriving.
+    port, pid = server
+    out = tmp_path / "fanout.json"
+    plot = tmp_path / "fanout.png"
+    completed = subprocess.run(
+        [sys.executable, "-m", "hubbub.bench", "fanout", "-n", "5", "--rate", "50",
+         "--step-factor", "1", "--duration", "1", "--warmup", "0", "--drain", "3",
+         "--url", f"ws://127.0.0.1:{port}", "--server-pid", str(pid),
+         "--json", str(out), "--plot", str(plot), "--deadline", "30"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    result = results.read(out)
+    assert result.scenario == "fanout" and result.protocol == "centrifuge"
+    assert result.connect is not None and result.connect.connected == 6
+    (step,) = [s for s in result.steps if not s.label.startswith("half")]
+    # Every publication reaches all five subscribers (counts, not timings: a loaded
+    # machine may send fewer than rate x duration).
+    assert 0 < step.sent <= 50
+    assert step.expected == 5 * step.sent
+    assert step.delivered_total == step.expected
+    assert step.latency.count == step.delivered_total
+    assert step.server_cpu_s > 0
+    assert plot.stat().st_size > 0

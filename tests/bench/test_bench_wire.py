@@ -1,0 +1,121 @@
+"""Client wires: handshakes, pongs and stamped payloads, bytes in and bytes out."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from hubbub.bench import payload
+from hubbub.bench.wire import CentrifugeWire, Counters, PlainWire, SocketIOWire
+from hubbub.codecs.registry import default_registry
+from hubbub.protocol.messages import (
+    PING,
+    ClientInfo,
+    Command,
+    ConnectResult,
+    Error,
+    Publication,
+    Push,
+    Reply,
+    SubscribeResult,
+)
+
+
+def test_payload_carries_its_send_time() -> None:
+    """Payloads have the requested size and their stamp is found again, spaces or not."""
+    body = payload.make(7, 64, stamp_ns=5_000_000)
+    assert len(body) == 64
+    assert msgspec.json.decode(body)["bt"] == 5_000_000
+    assert payload.latencies_us(body + b'\n{"bt": 4000000}', now_ns=6_000_000) == [1000, 2000]
+    assert msgspec.json.decode(payload.make(1, 10))["p"] == ""  # too small: no padding
+
+
+@pytest.mark.parametrize("codec_name", ["json", "protobuf"])
+def test_centrifuge_handshake_pushes_and_pings(codec_name: str) -> None:
+    """connect + subscribe go out in one frame; the subscribe reply makes the wire ready;
+    pushes are counted with their latency; a ping is answered with a pong."""
+    codec = default_registry().get(codec_name)
+    sent: list[bytes] = []
+    counters = Counters()
+    wire = CentrifugeWire(codec, counters, "bench:x", sent.append)
+    wire.start()
+    commands = codec.decode(sent[0], Command)
+    assert [c.id for c in commands] == [1, 2]
+    assert commands[1].subscribe is not None and commands[1].subscribe.channel == "bench:x"
+
+    replies = [
+        Reply(id=1, connect=ConnectResult(client="c1")),
+        Reply(id=2, subscribe=SubscribeResult()),
+    ]
+    wire.receive(codec.join([codec.encode(r) for r in replies]), now_ns=0)
+    assert wire.ready and wire.client_id == "c1"
+
+    counters.recording = True
+    data = payload.make(1, 64, stamp_ns=1_000_000)
+    pub = Publication(data=msgspec.Raw(data), info=ClientInfo(user="", client="c2"))
+    push = codec.encode(Reply(push=Push(channel="bench:x", pub=pub)))
+    frame = codec.join([push, push, codec.encode(PING)])
+    assert wire.receive(frame, now_ns=3_000_000) == 2
+    assert counters.delivered == 2
+    assert list(counters.latencies) == [2000, 2000]
+    assert codec.decode(sent[-1], Command) == [Command()]  # the pong
+
+
+def test_centrifuge_errors_are_counted() -> None:
+    """An error reply during the handshake fails the wire with its code."""
+    codec = default_registry().get("json")
+    counters = Counters()
+    wire = CentrifugeWire(codec, counters, "nope", lambda frame: None)
+    wire.start()
+    error = Reply(id=2, error=Error(code=103, message="permission denied"))
+    wire.receive(
+        codec.encode(Reply(id=1, connect=ConnectResult(client="c"))) + b"\n" + codec.encode(error),
+        0,
+    )
+    assert not wire.ready
+    assert wire.failure == "error 103 permission denied"
+
+
+def test_centrifuge_publish_and_rpc_commands() -> None:
+    """Publishes and RPCs carry fresh ids and the payload verbatim."""
+    codec = default_registry().get("json")
+    sent: list[bytes] = []
+    wire = CentrifugeWire(codec, Counters(), "", sent.append)
+    wire.publish("bench:fanout", [b'{"bt":1}', b'{"bt":2}'])
+    wire.echo([b'{"bt":3}'])
+    first, second = codec.decode(sent[0], Command)
+    assert (first.id, second.id) == (10, 11)
+    assert first.publish is not None and bytes(first.publish.data) == b'{"bt":1}'
+    (rpc,) = codec.decode(sent[1], Command)
+    assert rpc.id == 12 and rpc.rpc is not None and rpc.rpc.method == "echo"
+
+
+def test_plain_wire() -> None:
+    """S<channel> → OK; P<channel>\\n<payload> out; stamped frames counted."""
+    sent: list[bytes] = []
+    counters = Counters()
+    wire = PlainWire(counters, "room", sent.append)
+    wire.start()
+    assert sent == [b"Sroom"]
+    wire.receive(b"OK", 0)
+    assert wire.ready
+    wire.publish("room", [b'{"bt":1}'])
+    assert sent[-1] == b'Proom\n{"bt":1}'
+    assert wire.receive(b'Mroom\n{"bt":1}', 0) == 1
+
+
+def test_socketio_wire() -> None:
+    """Engine.IO open → 40; namespace → subscribe with ack 0; ping 2 → pong 3."""
+    sent: list[bytes] = []
+    wire = SocketIOWire(Counters(), "room", sent.append)
+    wire.receive(b'0{"sid":"x","pingInterval":25000}', 0)
+    assert sent == [b"40"]
+    wire.receive(b'40{"sid":"y"}', 0)
+    assert sent[-1] == b'420["subscribe", "room"]'
+    wire.receive(b'430["ok"]', 0)
+    assert wire.ready
+    wire.receive(b"2", 0)
+    assert sent[-1] == b"3"
+    assert wire.receive(b'42["m",{"bt": 12, "s": 1}]', 0) == 1
+    wire.echo([b'{"bt":5}'])
+    assert sent[-1] == b'421["echo",{"bt":5}]'
