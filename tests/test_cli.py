@@ -127,3 +127,20 @@ def test_chat_command_passes_its_options_to_the_chat_client(
     )
     assert result.exit_code == 3
     assert seen == [("ws://h/connection/websocket", "chat:x", "al", "json")]
+
+
+async def test_tcp_sockets_inherit_keepalive_from_the_listener(
+    start_server: ServerFactory,
+) -> None:
+    """Raw TCP connections get keepalive (and its idle time) from the listening socket."""
+    server = await start_server(**{"server.tcp_port": 0})
+    assert server.tcp is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.tcp.port)
+    writer.write(b'hubbub/1 json\n{"id":1,"connect":{}}\n')
+    assert b'"connect"' in await asyncio.wait_for(reader.readline(), 100 * UNIT)
+    (session,) = server.node.sessions.values()
+    sock = session.connection._transport.get_extra_info("socket")  # type: ignore[attr-defined]
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+    writer.close()

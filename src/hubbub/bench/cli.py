@@ -166,13 +166,22 @@ def fanout(
     duration: Duration = 5.0,
     warmup: Warmup = 1.0,
     drain: Drain = 2.0,
-    url: Url = _DEFAULT_URL,
+    url: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            help="Server URL; repeat for several nodes of one cluster: subscribers are "
+            "dealt round-robin over them, publishers use the first"
+        ),
+    ] = None,
     protocol: ProtocolOpt = "centrifuge",
     codec: Codec = "json",
     procs: Procs = 0,
     source_addrs: Sources = 0,
     concurrency: Concurrency = 200,
-    server_pid: ServerPid = 0,
+    server_pid: Annotated[
+        Optional[list[int]],  # noqa: UP045
+        typer.Option(help="Server PID: RSS and CPU from /proc; repeat for several nodes"),
+    ] = None,
     label: Label = "",
     json_out: JsonOut = None,
     plot_out: PlotOut = None,
@@ -180,9 +189,13 @@ def fanout(
     allow_remote: AllowRemote = False,
 ) -> None:
     """N subscribers on one channel; step the publish rate up until deliveries fall behind."""
+    urls = [_url(u, protocol, allow_remote) for u in (url or [_DEFAULT_URL])]
+    pids = server_pid or [0]
     cfg = _config(
         scenario="fanout",
-        url=_url(url, protocol, allow_remote),
+        url=urls[0],
+        extra_urls=tuple(urls[1:]),
+        extra_server_pids=tuple(pids[1:]),
         protocol=protocol,
         codec=codec,
         label=label,
@@ -195,7 +208,7 @@ def fanout(
         procs=procs,
         source_addrs=source_addrs,
         concurrency=concurrency,
-        server_pid=server_pid,
+        server_pid=pids[0],
         deadline=deadline,
     )
     policy = _policy(rate, step_factor, max_rate, max_steps, p99_bound_ms, min_keep_up)

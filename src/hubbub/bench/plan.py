@@ -79,9 +79,22 @@ class RunConfig:
     echo_mode: Literal["publish", "rpc"] = "publish"
     pipeline: int = 1
     server_pid: int = 0
+    extra_urls: tuple[str, ...] = ()
+    """More server URLs (other nodes of one cluster): subscribers are dealt round-robin
+    over ``url`` and these; publishers always use ``url``."""
+    extra_server_pids: tuple[int, ...] = ()
+    """More server processes whose CPU time counts as the server's (other nodes)."""
     deadline: float = 600.0
     """Seconds after which the run stops whatever it is doing."""
     extra: dict[str, float | str] = field(default_factory=dict)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.url, *self.extra_urls)
+
+    @property
+    def server_pids(self) -> tuple[int, ...]:
+        return tuple(p for p in (self.server_pid, *self.extra_server_pids) if p)
 
     @property
     def total_connections(self) -> int:
@@ -160,6 +173,14 @@ def connections_for(cfg: RunConfig) -> list[Conn]:
     own = cfg.echo_mode == "publish"
     names = [f"{ns}echo.{i}" if own else "" for i in range(cfg.connections)]
     return [Conn(i, "echo", channel=name, publish_to=name) for i, name in enumerate(names)]
+
+
+def url_for(cfg: RunConfig, conn: Conn) -> str:
+    """The server URL ``conn`` connects to: publishers the first, others round-robin."""
+    if not cfg.extra_urls or conn.role == "pub":
+        return cfg.url
+    urls = cfg.urls
+    return urls[conn.index % len(urls)]
 
 
 def layout(

@@ -242,6 +242,8 @@ class Runner:
                 "concurrency",
             )
         }
+        if cfg.extra_urls:
+            params.update(urls=list(cfg.urls), server_pids=list(cfg.server_pids))
         params.update(procs=self.procs, source_addresses=self.sources, **cfg.extra)
         if self.policy is not None:
             p = self.policy
@@ -333,7 +335,7 @@ class Runner:
     ) -> Step:
         cfg = self.cfg
         task = progress.add_task(label, total=round(seconds + cfg.drain, 1), info="")
-        cpu0 = system.cpu_seconds(cfg.server_pid) if cfg.server_pid else 0.0
+        cpu0 = _server_cpu(cfg)
         busy0 = system.busy_seconds()
         total_pubs = max(1, sum(fleet.publishers))
         for worker, pubs in enumerate(fleet.publishers):
@@ -351,7 +353,7 @@ class Runner:
             progress.update(task, completed=min(seconds, now - started))
 
         windows = fleet.gather("window", min(self.deadline, started + seconds + 30), tick)
-        cpu = (system.cpu_seconds(cfg.server_pid) - cpu0) if cfg.server_pid else 0.0
+        cpu = _server_cpu(cfg) - cpu0
         busy = system.busy_seconds() - busy0
         self._drain(fleet, progress, task, seconds)
         fleet.broadcast("collect")
@@ -497,6 +499,11 @@ class Runner:
             step.ok, step.reason = verdict.ok, verdict.reason
             steps.append(step)
         return steps
+
+
+def _server_cpu(cfg: RunConfig) -> float:
+    """CPU seconds used so far by every server process of the run (all nodes)."""
+    return sum(system.cpu_seconds(pid) for pid in cfg.server_pids)
 
 
 def summarize(result: Result) -> dict[str, float]:

@@ -32,7 +32,7 @@ from typing import Any
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from hubbub.bench import payload, stats
-from hubbub.bench.plan import Conn, RunConfig, fd_limit
+from hubbub.bench.plan import Conn, RunConfig, fd_limit, url_for
 from hubbub.bench.wire import CentrifugeWire, ClientWire, Counters, PlainWire, SocketIOWire
 from hubbub.codecs.base import Codec
 from hubbub.codecs.registry import default_registry
@@ -242,7 +242,7 @@ class Worker:
             async with asyncio.timeout(cfg.handshake_timeout):
                 await ws_connect(
                     factory,
-                    cfg.url,
+                    url_for(cfg, conn),
                     extra_headers=headers,
                     websocket_handshake_timeout=cfg.handshake_timeout,
                     enable_auto_pong=True,

@@ -45,12 +45,16 @@ class Flusher:
     def __init__(self) -> None:
         self._dirty: list[Session] = []
         self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # asking costs a getpid()
 
     def mark(self, session: Session) -> None:
         self._dirty.append(session)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False

@@ -113,8 +113,13 @@ class Handlers:
         return Reply(id=cid, **{method: result})
 
     def context(self, session: Session) -> ClientContext:
-        conn = session.connection
-        return ClientContext(session.client_id, session.user, conn.transport_name, conn.remote)
+        """The hooks' view of ``session``, built once per user (the user is set at connect)."""
+        ctx = session.context
+        if ctx is None or ctx.user != session.user:
+            conn = session.connection
+            ctx = ClientContext(session.client_id, session.user, conn.transport_name, conn.remote)
+            session.context = ctx
+        return ctx
 
     def _options(self, channel: str) -> ChannelOptions:
         if not channel:

@@ -77,6 +77,15 @@ class Node:
         )
         self._housekeeping: asyncio.Task[None] | None = None
         self._started = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, asked once: ``get_running_loop()`` costs a getpid() each time."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -166,7 +175,7 @@ class Node:
         self.sessions.pop(session.client_id, None)
         self._wheel.discard(session)
         if session.subscriptions:
-            asyncio.get_running_loop().create_task(self._release(session))
+            self.loop.create_task(self._release(session))
 
     async def _release(self, session: Session) -> None:
         for channel in list(session.subscriptions):
@@ -274,7 +283,7 @@ class Node:
         last = self._detach(session, channel)  # nothing may follow the push
         push = Unsubscribe(code=int(code), reason=UNSUBSCRIBE_REASONS[code])
         session.push(session.codec.encode(Reply(push=Push(channel=channel, unsubscribe=push))))
-        asyncio.get_running_loop().create_task(self._release_channel(session, sub, last))
+        self.loop.create_task(self._release_channel(session, sub, last))
 
     def disconnect(self, client_id: str, disconnect: Disconnect = codes.FORCE_DISCONNECT) -> bool:
         """Close one client's connection; False when it is not connected here."""

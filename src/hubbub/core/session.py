@@ -35,6 +35,7 @@ from hubbub.protocol.messages import (
 from hubbub.protocol.state import Event, State, next_state
 
 if TYPE_CHECKING:
+    from hubbub.core.hooks import ClientContext
     from hubbub.core.node import Node
 
 _log = structlog.get_logger(__name__)
@@ -87,6 +88,7 @@ class Session:
         "codec",
         "conn_info",
         "connection",
+        "context",
         "expire_at",
         "missed_pongs",
         "node",
@@ -104,6 +106,7 @@ class Session:
         self.user = ""
         self.conn_info = b""
         self.expire_at = 0.0  # unix time the credentials run out; 0 = never
+        self.context: ClientContext | None = None  # what hooks see, cached by the handlers
         self.state = State.AWAITING_CONNECT
         self.subscriptions: dict[str, Subscription] = {}
         self.missed_pongs = 0
@@ -160,7 +163,7 @@ class Session:
                 continue
             self._inbox.append(command)
         if self._inbox and self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._drain_inbox())
+            self._worker = self.node.loop.create_task(self._drain_inbox())
 
     def _on_pong(self) -> None:
         self.node.metrics.command("pong")

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
+from typing import Protocol
 
 
-def enable_keepalive(sock: socket.socket | None) -> None:
+class _Socket(Protocol):
+    def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
+
+
+def enable_keepalive(sock: _Socket | None) -> None:
     """TCP keepalive, so half-open connections of vanished hosts are found by the kernel."""
     if sock is None:
         return
@@ -17,3 +23,10 @@ def enable_keepalive(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 6)
     except OSError:
         pass
+
+
+def keepalive_on_listeners(sockets: Iterable[_Socket]) -> None:
+    """Set keepalive once on listening sockets: Linux copies the options to every
+    accepted socket, which saves five system calls per connection."""
+    for sock in sockets:
+        enable_keepalive(sock)

@@ -47,7 +47,7 @@ from hubbub.protocol.framing import (
 )
 from hubbub.protocol.messages import Disconnect as DisconnectPush
 from hubbub.protocol.messages import Push, Reply
-from hubbub.transports.sockets import enable_keepalive
+from hubbub.transports.sockets import keepalive_on_listeners
 
 CLOSE_GRACE = 5.0
 """Seconds a closing connection waits for the client's EOF before it is dropped."""
@@ -91,7 +91,6 @@ class _TcpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport; uvloop's does not subclass asyncio.Transport, so no isinstance.
         self._transport = cast(asyncio.Transport, transport)
-        enable_keepalive(transport.get_extra_info("socket"))
         peer = transport.get_extra_info("peername")
         if peer:
             self.remote = f"{peer[0]}:{peer[1]}"
@@ -242,6 +241,7 @@ class TcpServer:
             reuse_port=self.reuse_port or None,
         )
         sockets = list(self._server.sockets or ())
+        keepalive_on_listeners(sockets)
         if sockets:
             self.port = sockets[0].getsockname()[1]
 
