@@ -85,3 +85,22 @@ def test_publishers_may_get_a_process_of_their_own() -> None:
     assert [c.role for c in shares[2]] == ["pub", "pub"]
     assert [len(s) for s in shares[:2]] == [2, 2]
     assert all(c.role == "sub" for s in shares[:2] for c in s)
+
+
+def test_url_for_spreads_subscribers_over_nodes_and_keeps_publishers_on_the_first() -> None:
+    from hubbub.bench.plan import RunConfig, connections_for, url_for
+
+    cfg = RunConfig(
+        scenario="fanout", url="ws://a", extra_urls=("ws://b",), connections=4, publishers=2
+    )
+    conns = connections_for(cfg)
+    subs = [url_for(cfg, c) for c in conns if c.role == "sub"]
+    pubs = [url_for(cfg, c) for c in conns if c.role == "pub"]
+    assert subs == ["ws://a", "ws://b", "ws://a", "ws://b"]
+    assert pubs == ["ws://a", "ws://a"]
+    assert cfg.urls == ("ws://a", "ws://b")
+    assert RunConfig(
+        scenario="fanout", url="ws://a", server_pid=5, extra_server_pids=(6,)
+    ).server_pids == (5, 6)
+    single = RunConfig(scenario="fanout", url="ws://a")
+    assert all(url_for(single, c) == "ws://a" for c in connections_for(single))

@@ -1,0 +1,241 @@
+"""Fan-out across two hubbub nodes on Redis and on NATS, against one node on memory.
+
+    .venv/bin/python benchmarks/multinode.py
+    .venv/bin/python benchmarks/multinode.py --targets memory-1,redis-2 -- --max-steps 6
+
+Targets, measured one after the other in one run, with the same ``hubbub bench
+fanout`` scenario as ``compare.py fanout`` (1,000 subscribers, 64-byte payloads, rate
+stepped x1.6 from 8/s, p99 bound 1 s):
+
+* ``memory-1`` — one ``hubbub serve`` node, ``engine.broker = memory://`` (the baseline);
+* ``redis-2`` — two nodes, ``HUBBUB_ENGINE_BROKER=redis://127.0.0.1:6379/0?prefix=…``;
+* ``nats-2`` — two nodes, ``HUBBUB_ENGINE_BROKER=nats://127.0.0.1:4222?prefix=…``.
+
+With two nodes, subscribers are dealt round-robin over both (``--url`` twice) and the
+publisher talks to the first: half the deliveries cross the broker to the other node.
+Every hubbub node runs under ``taskset -c 0`` and the generator under ``taskset -c 1``;
+Redis and NATS are the machine's shared services and run where the kernel puts them
+(they are not ours to restart or pin). Their CPU time over each run is read from
+``/proc`` and recorded (``broker_cpu_s``), with the caveat that other sessions may use
+them too. Every run uses a fresh key/subject prefix, so nothing is shared or flushed.
+
+Writes ``<out>/multinode-fanout.json`` and ``.png`` and prints ratios to ``memory-1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import (
+    CONFIGS,
+    PRESETS,
+    ROOT,
+    _show,
+    console,
+    free_port,
+    pinning,
+    ratio_table,
+    stop,
+    wait_for_port,
+    wait_quiet,
+)
+
+from hubbub.bench import report, results, system
+
+HERE = Path(__file__).resolve().parent
+SCHEMA = "hubbub.bench.multinode/1"
+REDIS = "redis://127.0.0.1:6379/0"
+NATS = "nats://127.0.0.1:4222"
+TARGETS: dict[str, tuple[int, str, str]] = {
+    # name: (nodes, broker URL without prefix, description)
+    "memory-1": (1, "memory://", "1 hubbub node, memory engine (baseline)"),
+    "redis-2": (2, REDIS, "2 hubbub nodes, Redis broker (Pub/Sub)"),
+    "nats-2": (2, NATS, "2 hubbub nodes, NATS broker"),
+}
+
+
+def broker_url(base: str, prefix: str) -> str:
+    if base.startswith("memory"):
+        return base
+    return f"{base}{'&' if '?' in base else '?'}prefix={prefix}"
+
+
+def service_pid(name: str) -> int:
+    """PID of a running service (redis-server, nats-server), 0 when not found."""
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True, check=False)
+    pids = found.stdout.split()
+    return int(pids[0]) if pids else 0
+
+
+def service_versions() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, cmd in (
+        ("redis_server", ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "INFO", "server"]),
+        ("nats_server", ["nats-server", "--version"]),
+    ):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            found[key] = "unknown"
+            continue
+        if key == "redis_server":
+            line = next((x for x in out.splitlines() if x.startswith("redis_version:")), "")
+            found[key] = line.partition(":")[2].strip() or "unknown"
+        else:
+            found[key] = out.strip().split()[-1] if out.strip() else "unknown"
+    for package in ("redis", "nats-py"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "missing"
+    return found
+
+
+def run_target(
+    name: str, args: list[str], prefix: str, work: Path, deadline: float
+) -> tuple[results.Result | None, dict[str, Any]]:
+    nodes, base, describe = TARGETS[name]
+    server_pin, bench_pin = pinning()
+    broker = broker_url(base, prefix)
+    env = dict(os.environ, HUBBUB_ENGINE_BROKER=broker)
+    console.rule(f"[bold]fanout: {name}[/] — {describe}")
+    record: dict[str, Any] = {
+        "target": name,
+        "describe": describe,
+        "nodes": nodes,
+        "engine_broker": broker,
+    }
+    record["cpu_in_use_by_others_at_start"] = wait_quiet(max_wait=30.0)
+    servers: list[subprocess.Popen[bytes]] = []
+    commands: list[list[str]] = []
+    ports: list[int] = []
+    out = work / f"{name}.json"
+    service = {"redis-2": "redis-server", "nats-2": "nats-server"}.get(name, "")
+    spid = service_pid(service) if service else 0
+    try:
+        for _ in range(nodes):
+            port = free_port()
+            cmd = [
+                *server_pin, sys.executable, "-m", "hubbub.cli", "serve",
+                "--config", str(CONFIGS / "hubbub-bench.yaml"),
+                "--port", str(port), "--internal-port", str(free_port()),
+            ]  # fmt: skip
+            servers.append(subprocess.Popen(cmd, env=env, cwd=ROOT))
+            commands.append(cmd)
+            ports.append(port)
+        for port, server in zip(ports, servers, strict=True):
+            wait_for_port(port, server)
+        time.sleep(1.0)  # let the nodes settle (and the broker subscriptions come up)
+        bench_cmd = [*bench_pin, sys.executable, "-m", "hubbub.bench", "fanout"]
+        for port in ports:
+            bench_cmd += ["--url", f"ws://127.0.0.1:{port}"]
+        for server in servers:
+            bench_cmd += ["--server-pid", str(server.pid)]
+        bench_cmd += [
+            "--protocol", "centrifuge", "--label", name, "--deadline", str(deadline),
+            "--json", str(out), *args,
+        ]  # fmt: skip
+        record["server_commands"] = [
+            f"HUBBUB_ENGINE_BROKER='{broker}' {_show(c)}" if nodes > 1 else _show(c)
+            for c in commands
+        ]
+        record["bench_command"] = _show(bench_cmd)
+        cpu0 = system.cpu_seconds(spid) if spid else 0.0
+        t0 = time.monotonic()
+        completed = subprocess.run(bench_cmd, cwd=ROOT, check=False)
+        record["bench_exit"] = completed.returncode
+        record["bench_wall_s"] = round(time.monotonic() - t0, 1)
+        if spid:
+            record["broker_service"] = service
+            record["broker_cpu_s"] = round(system.cpu_seconds(spid) - cpu0, 2)
+        record["nodes_alive_at_end"] = sum(1 for s in servers if s.poll() is None)
+    finally:
+        for server in servers:
+            stop(server)
+    return (results.read(out) if out.exists() else None), record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--name", default="multinode-fanout")
+    parser.add_argument("--deadline", type=float, default=300.0, help="per target, seconds")
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    ns = parser.parse_args(argv[:split])
+    extra = argv[split + 1 :]
+    names = ns.targets.split(",")
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(unknown)}")
+    args = [*PRESETS["fanout"]["args"], *extra]
+    prefix = f"benchmn{secrets.token_hex(4)}"
+    runs: list[results.Result] = []
+    records: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="hubbub-multinode-") as tmp:
+        for name in names:
+            result, record = run_target(name, args, prefix, Path(tmp), ns.deadline)
+            records.append(record)
+            if result is not None:
+                runs.append(result)
+    if not runs:
+        sys.exit("no run produced results")
+    metric = PRESETS["fanout"]["metric"]
+    table, ratios = ratio_table("multinode fanout", runs, metric, True, "memory-1")
+    console.print(table)
+    # CPU ratios too (lower is better): server µs per delivery vs memory-1.
+    base = next((r for r in runs if r.label == "memory-1"), None)
+    base_cpu = base.summary.get("server_cpu_us_per_delivery", 0.0) if base else 0.0
+    cpu_ratios = {
+        r.label: round(r.summary.get("server_cpu_us_per_delivery", 0.0) / base_cpu, 3)
+        for r in runs
+        if base_cpu
+    }
+    console.print(f"server CPU per delivery ÷ memory-1: {cpu_ratios}")
+    server_pin, bench_pin = pinning()
+    document = {
+        "schema": SCHEMA,
+        "scenario": "fanout",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python benchmarks/multinode.py " + " ".join(sys.argv[1:]),
+        "machine": msgspec.to_builtins(runs[0].machine),
+        "pinning": {
+            "servers": f"{' '.join(server_pin)} (every hubbub node)",
+            "generator": " ".join(bench_pin),
+            "brokers": "not pinned (shared system services)",
+        },
+        "versions": {**system.versions(), **service_versions()},
+        "key_prefix": prefix,
+        "metric": metric,
+        "higher_is_better": True,
+        "baseline": "memory-1",
+        "ratios": ratios,
+        "cpu_per_delivery_ratios": cpu_ratios,
+        "targets": records,
+        "results": [json.loads(results.dumps(r)) for r in runs],
+    }
+    ns.out.mkdir(parents=True, exist_ok=True)
+    (ns.out / f"{ns.name}.json").write_text(json.dumps(document, indent=2) + "\n")
+    report.plot(
+        runs, ns.out / f"{ns.name}.png", title="fanout: 1 node memory vs 2 nodes Redis/NATS"
+    )
+    console.print(f"wrote {ns.out / f'{ns.name}.json'} and {ns.out / f'{ns.name}.png'}")
+
+
+if __name__ == "__main__":
+    main()
