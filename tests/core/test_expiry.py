@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from conftest import UNIT, chat_settings
+from conftest import UNIT
 
 from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny, Hooks
 from hubbub.core.node import Node
@@ -32,28 +30,6 @@ from .fakes import Client, connected, pubs_of, turns
 ROOM = "chat:room"
 NO_GRACE = {"client.expiry_grace": 0}
 HOUR = 3600.0
-
-
-@pytest.fixture
-def hooks() -> Hooks:
-    """The node's hooks; a test sets the ones it needs before connecting."""
-    return Hooks()
-
-
-@pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    """Dotted-key overrides of the example chat config; tests override the fixture."""
-    return {}
-
-
-@pytest.fixture
-async def node(hooks: Hooks, settings_overrides: dict[str, Any]) -> AsyncIterator[Node]:
-    """A started node on the example chat config (memory engines)."""
-    node = Node(chat_settings(**settings_overrides), hooks=hooks)
-    await node.start()
-    yield node
-    await node.shutdown(0)
-    await turns()
 
 
 def expiring_connect(hooks: Hooks, seconds: float) -> None:
