@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from conftest import chat_settings
 
 from hubbub.core.node import Node
 from hubbub.core.session import Session, Subscription
+from hubbub.engines.memory import MemoryBroker
 from hubbub.errors import ReplyError
 from hubbub.protocol import codes
 from hubbub.protocol.codes import UnsubscribeCode
 from hubbub.protocol.messages import Publication, SubscribeResult, raw
 
-from .fakes import CODEC, Client, Gate, connected, pubs_of, turns
+from .fakes import CODEC, Client, Gate, connected, drain, pubs_of, turns
 
 ROOM = "chat:room"
 
@@ -265,3 +266,38 @@ async def test_connection_lost_mid_subscribe_leaves_no_subscription(
     assert node.hub.subscribers(ROOM) == 0
     assert client.session.subscriptions == {}
     assert client.conn.frames == []
+
+
+class _GatedSubscribe(MemoryBroker):
+    """A memory broker whose subscribe() waits at a gate, as a remote broker's would."""
+
+    def __init__(self, gate: Gate) -> None:
+        super().__init__()
+        self.gate = gate
+        self.calls = 0
+
+    async def subscribe(self, channels: Sequence[str]) -> None:
+        self.calls += 1
+        await self.gate.wait()
+        await super().subscribe(channels)
+
+
+async def test_second_subscriber_waits_for_the_first_ones_broker_subscription() -> None:
+    """While the broker subscription of a channel is in flight, a second subscriber of it
+    gets no reply either: its history read must not come before delivery is set up."""
+    gate = Gate()
+    broker = _GatedSubscribe(gate)
+    node = Node(chat_settings(), broker=broker)
+    await node.start()
+    first, second = await connected(node), await connected(node)
+    first.feed({"id": 9, "subscribe": {"channel": ROOM}})
+    await gate.reached.wait()
+    second.feed({"id": 9, "subscribe": {"channel": ROOM}})
+    await turns()
+    assert [r for r in second.conn.replies() if r.id == 9] == []  # still waiting
+    gate.opened.set()
+    await drain(first.session)
+    await drain(second.session)
+    assert second.reply(9).subscribe is not None and first.reply(9).subscribe is not None
+    assert broker.calls == 1
+    await node.shutdown(0)

@@ -78,6 +78,7 @@ class Node:
         self._housekeeping: asyncio.Task[None] | None = None
         self._started = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscribing: dict[str, asyncio.Future[None]] = {}  # broker subscribe in flight
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -185,9 +186,31 @@ class Node:
                 _log.exception("releasing a channel failed", channel=channel)
 
     async def add_subscriber(self, session: Session, sub: Subscription) -> None:
-        if self.hub.add(session, sub):
-            await self.broker.subscribe([sub.channel])
+        """Join the hub; return once the broker delivers the channel to this node.
+
+        A second subscriber arriving while the first one's broker subscription is in
+        flight waits for it too: reading history before the broker delivers could miss
+        a publication made in between.
+        """
+        channel = sub.channel
         self.metrics.subscribed()
+        if self.hub.add(session, sub):
+            pending = self._subscribing[channel] = self.loop.create_future()
+            try:
+                await self.broker.subscribe([channel])
+            except BaseException as exc:
+                pending.set_exception(EngineError(f"subscribing {channel!r} failed: {exc}"))
+                pending.exception()  # retrieved: the waiters get it, none is required
+                raise
+            else:
+                pending.set_result(None)
+            finally:
+                if self._subscribing.get(channel) is pending:
+                    del self._subscribing[channel]
+        else:
+            in_flight = self._subscribing.get(channel)
+            if in_flight is not None:
+                await asyncio.shield(in_flight)
 
     async def remove_subscriber(self, session: Session, channel: str) -> None:
         sub = session.subscriptions.get(channel)
