@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _free_port_pair() -> int:
+    """A port p with p and p + 1 both free: the workers' internal ports."""
+    for _ in range(100):
+        base = _free_port()
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("127.0.0.1", base))
+                b.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError("no two consecutive free ports")
+
+
 def _redis_down() -> str | None:
     try:
         socket.create_connection(REDIS, timeout=1).close()
@@ -33,7 +48,11 @@ def _redis_down() -> str | None:
     return None
 
 
-async def _spawn(config: Path, *args: str, broker: str | None) -> asyncio.subprocess.Process:
+async def _spawn(
+    config: Path, *args: str, broker: str | None, log: Path | None = None
+) -> asyncio.subprocess.Process:
+    """``hubbub serve`` with ``args``; its output goes to ``log`` when given (a pipe that
+    nobody reads could fill up and stall the workers)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
     if broker:
         env["HUBBUB_ENGINE_BROKER"] = broker
@@ -46,8 +65,8 @@ async def _spawn(config: Path, *args: str, broker: str | None) -> asyncio.subpro
         str(config),
         *args,
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL if log else asyncio.subprocess.PIPE,
+        stderr=log.open("ab") if log else asyncio.subprocess.PIPE,
     )
 
 
@@ -60,15 +79,26 @@ async def _metric(port: int, name: str) -> float:
     raise AssertionError(f"{name} not in metrics on port {port}")
 
 
+@asynccontextmanager
+async def _explained(log: Path) -> AsyncIterator[None]:
+    """A start-up that times out fails with the workers' own log lines."""
+    try:
+        yield
+    except (TimeoutError, AssertionError) as exc:
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+        raise AssertionError(f"workers did not become ready: {exc!r}\n{tail}") from exc
+
+
 @pytest.fixture
-async def workers() -> AsyncIterator[tuple[asyncio.subprocess.Process, int, int]]:
+async def workers(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, int]]:
     """Two workers on Redis with a random channel namespace prefix; (process, port, internal)."""
     reason = _redis_down()
     if reason:
         pytest.skip(reason)
-    port, internal = _free_port(), _free_port()
-    while internal + 1 == port:
-        internal = _free_port()
+    internal = _free_port_pair()
+    port = _free_port()
+    while port in (internal, internal + 1):
+        port = _free_port()
     prefix = f"hubbubtest{os.getpid()}{port}"
     proc = await _spawn(
         EXAMPLE,
@@ -79,12 +109,13 @@ async def workers() -> AsyncIterator[tuple[asyncio.subprocess.Process, int, int]
         "--internal-port",
         str(internal),
         broker=f"redis://127.0.0.1:6379/0?prefix={prefix}",
+        log=tmp_path / "workers.log",
     )
     try:
-        async with asyncio.timeout(START_TIMEOUT):
+        async with _explained(tmp_path / "workers.log"), asyncio.timeout(START_TIMEOUT):
             for worker_port in (internal, internal + 1):
                 while True:
-                    assert proc.returncode is None, await proc.stderr.read()  # type: ignore[union-attr]
+                    assert proc.returncode is None, "the supervisor exited"
                     try:
                         status, _ = await http_get(worker_port, "/readyz")
                     except OSError:
