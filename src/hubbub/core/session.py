@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from hubbub.core.hooks import ClientContext
     from hubbub.core.node import Node
 
+_CLOSED = State.CLOSED
 _log = structlog.get_logger(__name__)
 
 
@@ -81,6 +82,7 @@ class Session:
     __slots__ = (
         "_backlog",
         "_inbox",
+        "_limit",
         "_queue",
         "_queued_bytes",
         "_worker",
@@ -116,6 +118,7 @@ class Session:
         self._inbox: list[Command] = []  # a deque would cost 760 bytes per connection
         self._worker: asyncio.Task[None] | None = None
         self._backlog = 0  # what the transport still held after the last flush
+        self._limit = node.settings.client.write_buffer_bytes
 
     # ------------------------------------------------------------------ identity
 
@@ -239,13 +242,15 @@ class Session:
 
     def push(self, item: bytes) -> None:
         """Queue one encoded message; it goes out with the others at the end of the turn."""
-        if self.closed:
+        # Fan-out calls this once per subscriber: attribute lookups are kept to a minimum.
+        if self.state is _CLOSED:
             return
-        if not self._queue:
+        queue = self._queue
+        if not queue:
             self.node.flusher.mark(self)
-        self._queue.append(item)
+        queue.append(item)
         self._queued_bytes += len(item)
-        if self._queued_bytes + self._backlog > self.node.settings.client.write_buffer_bytes:
+        if self._queued_bytes + self._backlog > self._limit:
             self._slow()
 
     def ping(self) -> None:
