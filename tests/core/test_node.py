@@ -10,10 +10,10 @@ from conftest import chat_settings
 from hubbub.core.node import Node
 from hubbub.core.session import Session, Subscription
 from hubbub.engines.memory import MemoryBroker
-from hubbub.errors import ReplyError
+from hubbub.errors import EngineError, ReplyError
 from hubbub.protocol import codes
 from hubbub.protocol.codes import UnsubscribeCode
-from hubbub.protocol.messages import Publication, SubscribeResult, raw
+from hubbub.protocol.messages import Publication, StreamPosition, SubscribeResult, raw
 
 from .fakes import CODEC, Client, Gate, connected, drain, pubs_of, turns
 
@@ -300,4 +300,24 @@ async def test_second_subscriber_waits_for_the_first_ones_broker_subscription() 
     await drain(second.session)
     assert second.reply(9).subscribe is not None and first.reply(9).subscribe is not None
     assert broker.calls == 1
+    await node.shutdown(0)
+
+
+class _BrokenPublish(MemoryBroker):
+    """A broker whose publishes fail as a lost Redis or NATS connection makes them fail."""
+
+    async def publish(self, channel: str, pub: Publication, history: object) -> StreamPosition:
+        raise EngineError("broker away")
+
+
+async def test_engine_failure_is_a_temporary_internal_error_and_the_session_lives() -> None:
+    """An EngineError from any handler answers 100 temporary; the connection stays usable."""
+    node = Node(chat_settings(), broker=_BrokenPublish())
+    await node.start()
+    client = await connected(node)
+    reply = await client.call("publish", {"channel": ROOM, "data": {"n": 1}})
+    assert reply.error is not None
+    assert (reply.error.code, reply.error.temporary) == (100, True)
+    assert (await client.call("presence_stats", {"channel": ROOM})).presence_stats is not None
+    assert client.conn.closed_with is None
     await node.shutdown(0)

@@ -16,7 +16,7 @@ from hubbub.core.fanout import fits
 from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny
 from hubbub.core.session import Session, Subscription
 from hubbub.engines.base import HistoryOptions
-from hubbub.errors import EngineError, ProtocolError, ReplyError
+from hubbub.errors import ProtocolError, ReplyError
 from hubbub.protocol import codes
 from hubbub.protocol.codes import Disconnect, ErrorCode
 from hubbub.protocol.messages import (
@@ -58,10 +58,6 @@ SERVER_VERSION = "hubbub 0.1.0"
 
 def _deny(decision: Deny) -> ReplyError:
     return ReplyError(decision.code, decision.text(), temporary=decision.temporary)
-
-
-def _engine_failure(exc: EngineError) -> ReplyError:
-    return ReplyError(ErrorCode.INTERNAL, "internal server error", temporary=True)
 
 
 def _check_payloads(session: Session, pubs: list[Publication]) -> None:
@@ -246,10 +242,7 @@ class Handlers:
                 )
                 if options.join_leave:
                     await node.broker.publish_join(channel, info)
-        except EngineError as exc:
-            await node.remove_subscriber(session, channel)
-            raise _engine_failure(exc) from exc
-        except BaseException:
+        except BaseException:  # engine failures become 100 temporary in the session
             await node.remove_subscriber(session, channel)
             raise
         return result
@@ -314,10 +307,7 @@ class Handlers:
         info = session.client_info(
             session.subscriptions[channel].chan_info if channel in session.subscriptions else b""
         )
-        try:
-            position = await self.node.publish(channel, bytes(req.data), info=info, options=options)
-        except EngineError as exc:
-            raise _engine_failure(exc) from exc
+        position = await self.node.publish(channel, bytes(req.data), info=info, options=options)
         return PublishResult(offset=position.offset, epoch=position.epoch)
 
     # ---------------------------------------------------------- presence, history
@@ -331,10 +321,7 @@ class Handlers:
     async def presence(self, session: Session, req: PresenceRequest) -> PresenceResult:
         options = self._options(req.channel)
         self._check_read(session, req.channel, options.allow_presence, options.presence)
-        try:
-            clients = await self.node.presence.presence(req.channel)
-        except EngineError as exc:
-            raise _engine_failure(exc) from exc
+        clients = await self.node.presence.presence(req.channel)
         return PresenceResult(presence=clients)
 
     async def presence_stats(
@@ -342,10 +329,7 @@ class Handlers:
     ) -> PresenceStatsResult:
         options = self._options(req.channel)
         self._check_read(session, req.channel, options.allow_presence, options.presence)
-        try:
-            num_clients, num_users = await self.node.presence.stats(req.channel)
-        except EngineError as exc:
-            raise _engine_failure(exc) from exc
+        num_clients, num_users = await self.node.presence.stats(req.channel)
         return PresenceStatsResult(num_clients=num_clients, num_users=num_users)
 
     async def history(self, session: Session, req: HistoryRequest) -> HistoryResult:
@@ -358,12 +342,9 @@ class Handlers:
         since = req.since
         if since is not None and req.reverse and since.offset == 0:
             raise ReplyError(ErrorCode.BAD_REQUEST)
-        try:
-            pubs, top = await self.node.broker.history(
-                req.channel, since=since, limit=limit, reverse=req.reverse
-            )
-        except EngineError as exc:
-            raise _engine_failure(exc) from exc
+        pubs, top = await self.node.broker.history(
+            req.channel, since=since, limit=limit, reverse=req.reverse
+        )
         if since is not None and since.epoch and since.epoch != top.epoch:
             raise ReplyError(ErrorCode.UNRECOVERABLE_POSITION)
         _check_payloads(session, pubs)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from hubbub.codecs.base import Codec
-from hubbub.errors import ProtocolError, ReplyError
+from hubbub.errors import EngineError, ProtocolError, ReplyError
 from hubbub.protocol import codes
 from hubbub.protocol.codes import Disconnect, ErrorCode, UnsubscribeCode
 from hubbub.protocol.messages import (
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from hubbub.core.node import Node
 
 _CLOSED = State.CLOSED
+_TEMPORARY_FAILURE = Error(
+    code=int(ErrorCode.INTERNAL), message="internal server error", temporary=True
+)
 _log = structlog.get_logger(__name__)
 
 
@@ -213,14 +216,13 @@ class Session:
         except ProtocolError as exc:
             self.close(exc.disconnect)
             return
+        except EngineError as exc:  # a broker or store is away: the client may retry
+            _log.warning("engine failed", client=self.client_id, method=method, error=str(exc))
+            reply = Reply(id=command.id, error=_TEMPORARY_FAILURE)
+            self.node.metrics.error(int(ErrorCode.INTERNAL))
         except Exception:
             _log.exception("command failed", client=self.client_id, method=method)
-            reply = Reply(
-                id=command.id,
-                error=Error(
-                    code=int(ErrorCode.INTERNAL), message="internal server error", temporary=True
-                ),
-            )
+            reply = Reply(id=command.id, error=_TEMPORARY_FAILURE)
             self.node.metrics.error(int(ErrorCode.INTERNAL))
         if method == "connect" and self.state is State.CONNECTING:
             ok = reply is not None and reply.error is None
