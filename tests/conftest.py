@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -55,3 +58,26 @@ def ws_url(server: Server, query: str = "") -> str:
     url = f"ws://127.0.0.1:{server.websocket.port}/connection/websocket"
     return f"{url}?{query}" if query else url
 
+
+EVENTUALLY = 200 * UNIT
+"""How long ``eventually`` polls before it fails: 10 s at scale 1."""
+
+
+async def eventually(check: Callable[[], object], timeout: float = EVENTUALLY) -> None:
+    """Poll ``check`` (sync, or returning an awaitable) until it is truthy; fail after
+    ``timeout`` seconds. For state that settles in the background, never for timings."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(UNIT / 5)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

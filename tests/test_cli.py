@@ -11,16 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from conftest import EXAMPLE, UNIT, ServerFactory
+from conftest import EXAMPLE, UNIT, ServerFactory, free_port
 from integration.wsclient import http_get, open_client
 
 START_TIMEOUT = 200 * UNIT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
@@ -69,7 +63,7 @@ async def _status(port: int, path: str) -> int:
 
 async def test_environment_overrides_flags_and_file() -> None:
     """HUBBUB_SERVER_PORT beats --port, which beats the file; the internal port serves metrics."""
-    flag_port, env_port, internal = _free_port(), _free_port(), _free_port()
+    flag_port, env_port, internal = free_port(), free_port(), free_port()
     env = {"HUBBUB_SERVER_PORT": str(env_port), "HUBBUB_SERVER_INTERNAL_PORT": str(internal)}
     async with _serve("--port", str(flag_port), env=env) as proc:
         await _until(lambda: _ready(env_port))

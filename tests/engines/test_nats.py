@@ -17,6 +17,7 @@ import msgspec
 import nats
 import pytest
 from conformance.case_nats import ScratchBroker, ScratchPresenceStore, scratch_url, unavailable
+from conftest import eventually
 from enginekit import Recorder, client, numbers, offsets, pub
 from hypothesis import given
 from hypothesis import strategies as st
@@ -42,18 +43,6 @@ BOUND = 10.0
 """Seconds any wait in these tests may take before it fails."""
 
 needs_nats = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
-
-
-async def eventually(check: Callable[[], Any], timeout: float = BOUND) -> None:
-    """Poll ``check`` (sync or async, returning a truthy value) until it holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if isinstance(result, Awaitable):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.01)
 
 
 # ---------------------------------------------------------------------------- URL options

@@ -18,6 +18,7 @@ import msgspec
 import pytest
 import redis
 from conformance.case_redis import URL, drop_keys, fresh_prefix, unavailable
+from conftest import eventually
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
 from msgspec import Raw
 
@@ -76,13 +77,6 @@ async def make_broker(prefix: str) -> AsyncIterator[BrokerFactory]:
     yield make
     for broker in brokers:
         await broker.close()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``check`` until it holds; fail after BOUND seconds."""
-    async with asyncio.timeout(BOUND):
-        while not await check():
-            await asyncio.sleep(0.02)
 
 
 def pubsub_clients(r: redis.Redis, prefix: str) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ import redis
 from conformance.case_redis import SettledBroker
 from conformance.test_broker import *  # noqa: F403 -- collected again, on the cluster
 from conformance.test_presence import *  # noqa: F403
+from conftest import eventually
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
 from redis.backoff import EqualJitterBackoff
 from redis.crc import key_slot
@@ -231,16 +232,6 @@ def channels_on(on: LocalCluster, prefix: str, node: int, count: int) -> list[st
     names, owners = KeyNames(prefix), on.owners()
     found = (f"chat:{n}" for n in range(100_000))
     return list(islice((ch for ch in found if owners[key_slot(names.pubsub(ch))] == node), count))
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]]) -> None:
-    """Poll ``check`` until it holds; fail after BOUND seconds."""
-    async with asyncio.timeout(BOUND):
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.02)
 
 
 def gaps(events: Recorder) -> list[str]:

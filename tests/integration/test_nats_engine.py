@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conformance.case_nats import scratch_url, unavailable
-from conftest import ServerFactory, ws_url
+from conftest import ServerFactory, eventually, ws_url
 from enginekit import HISTORY, Recorder, client, numbers, pub
 from faultproxy import FaultProxy
 
@@ -29,18 +29,6 @@ BOUND = 10.0
 QUICK = "&timeout=1&reconnect_wait=0.05&reconnect_max_wait=0.25"
 """Short timeouts and back-off, so outages in these tests stay short."""
 CHANNEL = "chat:room"
-
-
-async def eventually(check: Callable[[], Any], timeout: float = BOUND) -> None:
-    """Poll ``check`` (sync or async) until it returns something truthy (bounded)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if isinstance(result, Awaitable):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from conformance.case_redis import URL, drop_keys, fresh_prefix, unavailable
-from conftest import ServerFactory, chat_settings, ws_url
+from conftest import ServerFactory, chat_settings, eventually, ws_url
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
 from engines.test_redis_cluster import local_cluster
 from faultproxy import FaultProxy
@@ -48,16 +48,6 @@ async def proxy() -> AsyncIterator[FaultProxy]:
     """A fault proxy in front of Redis; requested before servers, so it outlives them."""
     async with FaultProxy(REDIS_PORT) as fault_proxy:
         yield fault_proxy
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]]) -> None:
-    """Poll ``check`` until it holds; fail after BOUND seconds."""
-    async with asyncio.timeout(BOUND):
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.02)
 
 
 def gaps(events: Recorder) -> set[str]:

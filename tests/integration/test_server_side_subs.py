@@ -18,7 +18,7 @@ from centrifuge import (
     ServerPublicationContext,
     ServerSubscribedContext,
 )
-from conftest import UNIT, chat_settings, ws_url
+from conftest import UNIT, chat_settings, eventually, ws_url
 from core.fakes import Gate
 
 from hubbub.core.hooks import ClientContext, Credentials, Hooks
@@ -95,13 +95,6 @@ async def publish_n(node: Node, channel: str, first: int, last: int) -> None:
     """Publish {"n": i} for i in first..last."""
     for i in range(first, last + 1):
         await node.publish(channel, b'{"n":%d}' % i)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Poll ``check`` until it holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(UNIT / 5)
 
 
 # --------------------------------------------------------------------- raw client

@@ -9,26 +9,19 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import EXAMPLE, UNIT
+from conftest import EXAMPLE, UNIT, free_port
 
 from integration.conftest import TRANSPORTS, Client
 from integration.tcpclient import TcpClient
 from integration.wsclient import WAIT, http_get, open_client
 
 START_TIMEOUT = 200 * UNIT  # a cold interpreter start: 10 s at scale 1
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _hubbub(*args: str) -> asyncio.subprocess.Process:
@@ -71,7 +64,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     """``hubbub serve`` on the example config (short shutdown_timeout) and free ports,
     TCP on; killed if still alive."""
     config = tmp_path / "chat.yaml"
-    tcp_port = _free_port()
+    tcp_port = free_port()
     text = EXAMPLE.read_text().replace(
         "server:\n",
         f"server:\n  shutdown_timeout: {SHUTDOWN_TIMEOUT}\n  tcp_port: {tcp_port}\n",
@@ -79,7 +72,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     )
     assert "shutdown_timeout" in text
     config.write_text(text)
-    port, internal = _free_port(), _free_port()
+    port, internal = free_port(), free_port()
     proc = await _hubbub(
         "serve",
         "--config",
@@ -174,7 +167,7 @@ async def test_sigterm_with_an_unreading_tcp_client_still_exits_zero(
 async def test_second_server_on_a_busy_port_exits_1(served: Served) -> None:
     """``hubbub serve`` on a public port another hubbub holds exits 1 with "cannot listen"."""
     port = served.port
-    internal = _free_port()
+    internal = free_port()
     second = await _hubbub(
         "serve", "--config", str(EXAMPLE), "--port", str(port), "--internal-port", str(internal)
     )

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import ws_url
+from conftest import eventually, ws_url
 
 from hubbub.server import Server
 from integration.conftest import Client, ClientFactory
@@ -29,13 +29,6 @@ async def clients(server: Server, client_factory: ClientFactory) -> Any:
         return await client_factory.client(server, **kwargs)
 
     return make
-
-
-async def eventually(check: Any, timeout: float = WAIT) -> None:
-    """Poll an async ``check`` returning bool until it holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.01)
 
 
 # ----------------------------------------------------------------------- connect

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, UNIT
+from conftest import EXAMPLE, UNIT, free_port
 
 from integration.wsclient import WsClient, http_get, open_client
 
@@ -20,16 +20,10 @@ START_TIMEOUT = 600 * UNIT  # two cold interpreters on a loaded 2-core machine
 REDIS = ("127.0.0.1", 6379)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _free_port_pair() -> int:
     """A port p with p and p + 1 both free: the workers' internal ports."""
     for _ in range(100):
-        base = _free_port()
+        base = free_port()
         with socket.socket() as a, socket.socket() as b:
             try:
                 a.bind(("127.0.0.1", base))
@@ -96,9 +90,9 @@ async def workers(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proc
     if reason:
         pytest.skip(reason)
     internal = _free_port_pair()
-    port = _free_port()
+    port = free_port()
     while port in (internal, internal + 1):
-        port = _free_port()
+        port = free_port()
     prefix = f"hubbubtest{os.getpid()}{port}"
     proc = await _spawn(
         EXAMPLE,
@@ -193,7 +187,7 @@ def _worker_pids(parent: int) -> list[int]:
 
 async def test_workers_without_a_broker_exit_2_naming_the_setting(tmp_path: Path) -> None:
     """--workers 2 on the memory broker refuses to start and says which setting to add."""
-    proc = await _spawn(EXAMPLE, "--workers", "2", "--port", str(_free_port()), broker=None)
+    proc = await _spawn(EXAMPLE, "--workers", "2", "--port", str(free_port()), broker=None)
     code = await asyncio.wait_for(proc.wait(), START_TIMEOUT)
     err = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
     assert code == 2
