@@ -70,6 +70,6 @@ def test_fanout_smoke_run(server: tuple[int, int], tmp_path: Path) -> None:
     assert step.expected == 5 * step.sent
     assert step.delivered_total == step.expected
     assert step.latency.count == step.delivered_total
-    # Read from /proc in clock ticks (10 ms): 250 small deliveries may round to 0.
-    assert step.server_cpu_s >= 0
+    # server_cpu_s is not asserted: /proc counts 10 ms ticks, and 250 small deliveries
+    # may round to zero; the larger runs in benchmarks/ show it.
     assert plot.stat().st_size > 0
