@@ -49,7 +49,11 @@ class Connection(Protocol):
     """What a session needs from its transport."""
 
     transport_name: str
-    remote: str
+
+    @property
+    def remote(self) -> str:
+        """The peer's address (``host:port``) for hooks and logs."""
+        ...
 
     def write(self, frame: bytes) -> None:
         """Send one frame (binary or text as the codec says)."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
+from multidict import CIMultiDict, CIMultiDictProxy
 from picows import (
     WSCloseCode,
     WSFrame,
@@ -37,6 +38,7 @@ CLOSE_GRACE = 5.0
 """Seconds to wait for the client's close frame before dropping the socket."""
 
 _log = structlog.get_logger(__name__)
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 class _WebSocketConnection(WSListener):
@@ -52,28 +54,36 @@ class _WebSocketConnection(WSListener):
         "_transport",
         "codec",
         "node",
-        "remote",
     )
 
-    def __init__(self, node: Node, codec: Codec, remote: str) -> None:
+    def __init__(self, node: Node, codec: Codec) -> None:
         self.node = node
         self.codec = codec
-        self.remote = remote
         self._msg_type = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
         self._limit = node.settings.client.max_message_bytes
-        self._fragments: list[bytes] = []
+        # A fragmented message is rare: the list exists only while one arrives.
+        self._fragments: list[bytes] | None = None
         self._fragments_size = 0
         self._transport: WSTransport | None = None
         self._session: Session | None = None
+
+    @property
+    def remote(self) -> str:
+        """The peer's ``host:port``, asked when needed (hook context, logs), not kept."""
+        if self._transport is None:
+            return ""
+        peer = self._transport.underlying_transport.get_extra_info("peername")
+        return f"{peer[0]}:{peer[1]}" if peer else ""
 
     # ------------------------------------------------------------ picows callbacks
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._transport = transport
-        underlying = transport.underlying_transport
-        peer = underlying.get_extra_info("peername")
-        if peer:
-            self.remote = f"{peer[0]}:{peer[1]}"
+        # picows keeps the upgrade request and response for the connection's life;
+        # their header dicts are ~2 KB per idle connection that nothing reads again.
+        # A read-only empty proxy: a late reader sees no headers, a writer fails loudly.
+        transport.request.headers = _NO_HEADERS  # type: ignore[assignment]
+        transport.response.headers = _NO_HEADERS  # type: ignore[assignment]
         self._session = self.node.accept(self, self.codec)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
@@ -82,7 +92,7 @@ class _WebSocketConnection(WSListener):
             return
         msg_type = frame.msg_type
         if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
-            if frame.fin and not self._fragments:
+            if frame.fin and self._fragments is None:
                 if frame.payload_size > self._limit:
                     session.close(codes.MESSAGE_TOO_BIG)
                     return
@@ -103,15 +113,18 @@ class _WebSocketConnection(WSListener):
 
     def _fragment(self, session: Session, frame: WSFrame) -> None:
         payload = frame.get_payload_as_bytes()
+        if self._fragments is None:
+            self._fragments = []
         self._fragments.append(payload)
         self._fragments_size += len(payload)
         if self._fragments_size > self._limit:
-            self._fragments.clear()
+            self._fragments = None
+            self._fragments_size = 0
             session.close(codes.MESSAGE_TOO_BIG)
             return
         if frame.fin:
             message = b"".join(self._fragments)
-            self._fragments.clear()
+            self._fragments = None
             self._fragments_size = 0
             session.data_received(message)
 
@@ -193,7 +206,7 @@ class WebSocketServer:
             if codec is None:
                 return _plain(400, b"unknown format\n")
             headers = {"Sec-WebSocket-Protocol": subprotocol} if subprotocol else None
-            listener = _WebSocketConnection(self.node, codec, remote="")  # set on connect
+            listener = _WebSocketConnection(self.node, codec)
             return WSUpgradeResponseWithListener(
                 WSUpgradeResponse.create_101_response(headers), listener
             )
