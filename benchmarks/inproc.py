@@ -1,12 +1,16 @@
 """The core without sockets: command dispatch rate and Python memory per session.
 
     python benchmarks/inproc.py dispatch [--commands 50000]
+    python benchmarks/inproc.py fanout [--subscribers 1000 --publications 300]
     python benchmarks/inproc.py memory [--sessions 5000]
 
 ``dispatch`` feeds publish commands (100 sessions, each subscribed to its own channel,
 publish-to-self as in `hubbub bench echo`) straight into ``Session.data_received`` and
 counts commands per second: the server's per-command cost without the network stack
-or a load generator. ``memory`` connects and subscribes N sessions on fake
+or a load generator. ``fanout`` publishes to one channel with N subscribers, one
+publication per loop turn (no coalescing: a quiet chat room's case), and counts
+deliveries per second: the Python cost of one delivery, the ``send()`` excluded.
+``memory`` connects and subscribes N sessions on fake
 connections and reports the Python bytes they hold (tracemalloc): hubbub's own share
 of the per-connection memory, the transport libraries' share excluded.
 """
@@ -36,10 +40,7 @@ class FakeConnection:
     transport_name = "fake"
     remote = "127.0.0.1:1"
 
-    def write(self, frame: bytes) -> None:
-        pass
-
-    def buffered_bytes(self) -> int:
+    def write(self, frame: bytes) -> int:
         return 0
 
     def close(self, disconnect: Disconnect) -> None:
@@ -83,6 +84,27 @@ async def dispatch(commands: int) -> None:
     await node.shutdown(0)
 
 
+async def fanout(subscribers: int, publications: int) -> None:
+    node = await _node()
+    codec = node.codecs.get("json")
+    sessions = []
+    for _ in range(subscribers):
+        session = node.accept(FakeConnection(), codec)
+        session.data_received(b'{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"bench:f"}}')
+        sessions.append(session)
+    await _turns()
+    publisher = sessions[0]
+    frame = b'{"id":3,"publish":{"channel":"bench:f","data":%s}}' % PAYLOAD
+    start = time.perf_counter()
+    for _ in range(publications):
+        publisher.data_received(frame)
+        await _turns(2)
+    elapsed = time.perf_counter() - start
+    rate = publications * subscribers / elapsed
+    print(f"fanout: {rate:,.0f} deliveries/s, {1e6 / rate:.2f} µs each ({subscribers} subscribers)")
+    await node.shutdown(0)
+
+
 async def memory(count: int) -> None:
     node = await _node()
     codec = node.codecs.get("json")
@@ -107,10 +129,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("dispatch").add_argument("--commands", type=int, default=50_000)
+    fan = sub.add_parser("fanout")
+    fan.add_argument("--subscribers", type=int, default=1_000)
+    fan.add_argument("--publications", type=int, default=300)
     sub.add_parser("memory").add_argument("--sessions", type=int, default=5_000)
     args = parser.parse_args()
     if args.what == "dispatch":
         uvloop.run(dispatch(args.commands))
+    elif args.what == "fanout":
+        uvloop.run(fanout(args.subscribers, args.publications))
     else:
         uvloop.run(memory(args.sessions))
 

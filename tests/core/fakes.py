@@ -33,15 +33,12 @@ class RecordingConnection:
         """Start open, with an empty kernel buffer."""
         self.frames: list[bytes] = []
         self.buffered = 0
-        """What ``buffered_bytes()`` reports; set it to play a client that stops reading."""
+        """The backlog ``write`` reports; set it to play a client that stops reading."""
         self.closes: list[Disconnect] = []
 
-    def write(self, frame: bytes) -> None:
-        """Record one frame."""
+    def write(self, frame: bytes) -> int:
+        """Record one frame; report the settable backlog."""
         self.frames.append(frame)
-
-    def buffered_bytes(self) -> int:
-        """The settable backlog."""
         return self.buffered
 
     def close(self, disconnect: Disconnect) -> None:

@@ -55,12 +55,9 @@ class Connection(Protocol):
         """The peer's address (``host:port``) for hooks and logs."""
         ...
 
-    def write(self, frame: bytes) -> None:
-        """Send one frame (binary or text as the codec says)."""
-        ...
-
-    def buffered_bytes(self) -> int:
-        """Bytes written but not yet taken by the kernel."""
+    def write(self, frame: bytes) -> int:
+        """Send one frame (binary or text as the codec says); return the bytes written
+        but not yet taken by the kernel (the session's back-pressure signal)."""
         ...
 
     def close(self, disconnect: Disconnect) -> None:
@@ -154,7 +151,7 @@ class Session:
 
     def data_received(self, frame: bytes) -> None:
         """Decode one transport frame and queue its commands; bad input closes."""
-        if self.closed:
+        if self.state is _CLOSED:
             return
         metrics = self.node.metrics
         try:
@@ -168,7 +165,7 @@ class Session:
             # Any id-0 command but send is a pong; its request, if any, is ignored (§5).
             if command.id == 0 and command.send is None:
                 self._on_pong()
-                if self.closed:
+                if self.state is _CLOSED:
                     return
                 continue
             self._inbox.append(command)
@@ -185,10 +182,10 @@ class Session:
 
     async def _drain_inbox(self) -> None:
         try:
-            while self._inbox and not self.closed:
+            while self._inbox and self.state is not _CLOSED:
                 batch, self._inbox = self._inbox, []  # commands arriving meanwhile wait
                 for command in batch:
-                    if self.closed:
+                    if self.state is _CLOSED:
                         break
                     await self._dispatch(command)
         finally:
@@ -233,7 +230,7 @@ class Session:
             self._move(Event.CONNECT_OK if ok else Event.CONNECT_ERROR)
             if ok:
                 self.node.on_connected(self)
-        if reply is not None and command.id and not self.closed:
+        if reply is not None and command.id and self.state is not _CLOSED:
             self.send_reply(reply)
             if reply.subscribe is not None:
                 self.node.release_pending(self, request.channel, reply.subscribe)  # type: ignore[attr-defined]
@@ -293,16 +290,18 @@ class Session:
         self._queue = []
         nbytes = self._queued_bytes
         self._queued_bytes = 0
-        frame = self.codec.join(queue)
+        # Fan-out calls this once per subscriber per turn: one message needs no join.
+        frame = queue[0] if len(queue) == 1 else self.codec.join(queue)
         try:
-            self.connection.write(frame)
+            backlog = self._backlog = self.connection.write(frame)
         except Exception as exc:  # the socket is gone; the transport reports the loss
             _log.debug("write failed", client=self.client_id, error=str(exc))
             self.close(codes.WRITE_ERROR)
             return
-        self.node.metrics.sent(len(queue), nbytes)
-        self._backlog = self.connection.buffered_bytes()
-        if self._backlog > self.node.settings.client.write_buffer_bytes:
+        metrics = self.node.metrics
+        metrics.messages_sent += len(queue)
+        metrics.bytes_sent += nbytes
+        if backlog > self._limit:
             self._slow()
 
     def _slow(self) -> None:

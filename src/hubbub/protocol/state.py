@@ -15,6 +15,10 @@ from enum import Enum
 
 
 class State(Enum):
+    # Members are singletons compared by identity: hash them in C, not through
+    # Enum.__hash__ in Python (the table below is consulted for every command).
+    __hash__ = object.__hash__
+
     AWAITING_CONNECT = "awaiting connect"
     CONNECTING = "connecting"  # connect received; commands behind it wait their turn
     CONNECTED = "connected"
@@ -23,6 +27,8 @@ class State(Enum):
 
 
 class Event(Enum):
+    __hash__ = object.__hash__
+
     CONNECT = "connect"  # a connect command arrived
     CONNECT_OK = "connect ok"
     CONNECT_ERROR = "connect error"  # refused with an error reply, not a disconnect

@@ -174,16 +174,14 @@ class _TcpConnection(asyncio.Protocol):
 
     # -------------------------------------------------------- session Connection
 
-    def write(self, frame: bytes) -> None:
-        assert self._transport is not None and self._codec is not None
+    def write(self, frame: bytes) -> int:
+        transport = self._transport
+        assert transport is not None and self._codec is not None
         if self._codec.binary:
-            self._transport.write(frame)
+            transport.write(frame)
         else:
-            self._transport.writelines((frame, b"\n"))  # the codec joined the lines
-
-    def buffered_bytes(self) -> int:
-        assert self._transport is not None
-        return self._transport.get_write_buffer_size()
+            transport.writelines((frame, b"\n"))  # the codec joined the lines
+        return transport.get_write_buffer_size()
 
     def close(self, disconnect: Disconnect) -> None:
         if self._transport is None or self._ending:

@@ -134,13 +134,11 @@ class _WebSocketConnection(WSListener):
 
     # -------------------------------------------------------- session Connection
 
-    def write(self, frame: bytes) -> None:
-        assert self._transport is not None
-        self._transport.send(self._msg_type, frame)
-
-    def buffered_bytes(self) -> int:
-        assert self._transport is not None
-        size: int = self._transport.underlying_transport.get_write_buffer_size()
+    def write(self, frame: bytes) -> int:
+        transport = self._transport
+        assert transport is not None
+        transport.send(self._msg_type, frame)
+        size: int = transport.underlying_transport.get_write_buffer_size()
         return size
 
     def close(self, disconnect: Disconnect) -> None:
