@@ -57,6 +57,7 @@ class SettledBroker:
     def __init__(self, inner: RedisBroker, cleanup: Callable[[], None] = lambda: None) -> None:
         self.inner = inner
         self._cleanup = cleanup
+        self.pipelines_publishes = False  # each publish waits for its own delivery
 
     async def start(self, handler: BrokerEventHandler) -> None:
         await self.inner.start(handler)

@@ -45,6 +45,14 @@ _TEMPORARY_FAILURE = Error(
 _log = structlog.get_logger(__name__)
 
 
+async def _all_done(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for ``tasks`` (each replies for itself) and empty the list."""
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        tasks.clear()
+
+
 class Connection(Protocol):
     """What a session needs from its transport."""
 
@@ -181,15 +189,36 @@ class Session:
         self.missed_pongs = 0
 
     async def _drain_inbox(self) -> None:
+        """Run the queued commands one after another, except consecutive publishes on a
+        broker that keeps them in order: those go in flight together, and whatever
+        comes next waits for them (see ``_overlaps``)."""
+        in_flight: list[asyncio.Task[None]] = []
         try:
             while self._inbox and self.state is not _CLOSED:
                 batch, self._inbox = self._inbox, []  # commands arriving meanwhile wait
+                overlap = self._overlaps()
                 for command in batch:
                     if self.state is _CLOSED:
                         break
+                    if overlap and command.publish is not None:
+                        in_flight.append(self.node.loop.create_task(self._dispatch(command)))
+                        continue
+                    if in_flight:
+                        await _all_done(in_flight)
                     await self._dispatch(command)
+                if in_flight:
+                    await _all_done(in_flight)
         finally:
+            for task in in_flight:
+                task.cancel()  # only when this worker was cancelled (the session closed)
             self._worker = None
+
+    def _overlaps(self) -> bool:
+        """May publishes run side by side? Only when the broker applies them in the order
+        they start (a Redis publish waits a round trip, on memory nothing waits) and no
+        publish hook runs first: a hook that waits could let a later publish overtake."""
+        node = self.node
+        return node.broker.pipelines_publishes and node.hooks.on_publish is None
 
     async def _dispatch(self, command: Command) -> None:
         found = request_of(command)

@@ -72,6 +72,11 @@ class BrokerEventHandler(Protocol):
 class Broker(Protocol):
     """Fans publications out to every subscribed node and keeps per-channel history."""
 
+    pipelines_publishes: bool
+    """True when publishes started one after another, without awaiting each, are applied
+    in the order they were started: a session may then keep several in flight (worth it
+    when a publish waits on the network; a broker that publishes in place says False)."""
+
     async def start(self, handler: BrokerEventHandler) -> None:
         """Connect and deliver every later event of subscribed channels to ``handler``."""
         ...

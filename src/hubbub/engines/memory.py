@@ -152,6 +152,8 @@ class _Stream:
 class MemoryBroker:
     """Broker for a single process: delivery is a function call, history a ring buffer."""
 
+    pipelines_publishes = False  # a publish never waits: nothing to overlap
+
     def __init__(
         self,
         *,

@@ -93,6 +93,10 @@ class _Subscription:
 class NatsBroker:
     """Broker over NATS: core subjects fan out, JetStream streams keep history."""
 
+    # History offsets are claimed by expected-last-sequence and retried on a race:
+    # two publishes of one session in flight could swap places.
+    pipelines_publishes = False
+
     def __init__(self, options: NatsOptions) -> None:
         self.options = options
         self._names = Names(options.prefix)

@@ -15,6 +15,7 @@ from hubbub.engines.redis import scripts
 from hubbub.engines.redis.commands import Commands
 from hubbub.engines.redis.keys import KeyNames
 from hubbub.engines.redis.options import RedisOptions, engine_errors, ms
+from hubbub.engines.redis.pipeline import OrderedPipeline
 from hubbub.engines.redis.pubsub import PLAIN, SHARDED
 from hubbub.engines.redis.subscriptions import Subscriptions
 from hubbub.engines.redis.wire import (
@@ -50,6 +51,14 @@ class RedisBroker:
         self._verbs = SHARDED if self.options.cluster else PLAIN
         self._backoff = backoff or EqualJitterBackoff(cap=RECONNECT_CAP, base=RECONNECT_FIRST)
         self._commands = Commands(self.options, "commands")
+        # One ordered pipeline for every publish of this node: several may be in flight
+        # (from one session too) and still reach Redis in the order they were made.
+        self._pipeline = (
+            None
+            if self.options.cluster
+            else OrderedPipeline(self._commands.plain_client, [scripts.PUBLISH])
+        )
+        self.pipelines_publishes = self._pipeline is not None
         self._handler: BrokerEventHandler | None = None
         self._subscriptions: Subscriptions | None = None
 
@@ -76,6 +85,8 @@ class RedisBroker:
         subscriptions, self._subscriptions = self._subscriptions, None
         if subscriptions is not None:
             await subscriptions.close()
+        if self._pipeline is not None:
+            await self._pipeline.close()
         await self._commands.close()
 
     # ------------------------------------------------------------- subscriptions
@@ -118,7 +129,14 @@ class RedisBroker:
                 return StreamPosition()
             args: list[Any] = [body, history.size, ms(history.ttl), ms(history.meta_ttl)]
             args += [secrets.token_urlsafe(6), self._verbs.publish, self._names.pubsub(channel)]
-            offset, epoch = await self._commands.run(scripts.PUBLISH, self._keys(channel), args)
+            keys = self._keys(channel)
+            if self._pipeline is None:
+                offset, epoch = await self._commands.run(scripts.PUBLISH, keys, args)
+            else:
+                script = scripts.PUBLISH
+                offset, epoch = await self._pipeline.submit(
+                    "EVALSHA", script.sha, len(keys), *keys, *args
+                )
         return StreamPosition(offset=int(offset), epoch=epoch.decode())
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
@@ -130,7 +148,11 @@ class RedisBroker:
             await self._send(channel, LEAVE + b":" + encode_info(info))
 
     async def _send(self, channel: str, message: bytes) -> None:
-        await self._commands.call(self._verbs.publish.upper(), self._names.pubsub(channel), message)
+        args = (self._verbs.publish.upper(), self._names.pubsub(channel), message)
+        if self._pipeline is None:
+            await self._commands.call(*args)
+        else:
+            await self._pipeline.submit(*args)
 
     # --------------------------------------------------------------------- history
 

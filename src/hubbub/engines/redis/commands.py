@@ -40,6 +40,13 @@ class Commands:
         async with self._queue:
             return await client.execute_command(*args)
 
+    async def plain_client(self) -> Redis:
+        """The client of a plain (non-Cluster) Redis, opened on first use."""
+        client = self._client or await self._open()
+        if not isinstance(client, Redis):
+            raise TypeError("plain_client() on a Redis Cluster")
+        return client
+
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run ``script`` on the node serving its keys' slot, loading it there if needed."""
         try:

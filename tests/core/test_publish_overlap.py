@@ -1,0 +1,163 @@
+"""A session's publishes in flight together, on a broker that keeps them in order.
+
+With ``broker.pipelines_publishes`` (the Redis broker), consecutive publish commands of
+one session start without waiting for each other, are published in the order they
+arrived, and any other command waits until they are done. With a publish hook, or on a
+broker that does not pipeline, commands run one at a time as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import chat_settings
+
+from hubbub.core.hooks import Allow, ClientContext, Hooks
+from hubbub.core.node import Node
+from hubbub.engines.base import HistoryOptions
+from hubbub.engines.memory import MemoryBroker
+from hubbub.protocol.messages import Publication, PublishRequest, StreamPosition
+
+from .fakes import connected, drain, turns
+
+ROOM = "chat:room"
+
+
+class HeldBroker(MemoryBroker):
+    """Publishes wait until the test releases them; every call is logged as it starts."""
+
+    def __init__(self, pipelines: bool) -> None:
+        super().__init__()
+        self.pipelines_publishes = pipelines
+        self.calls: list[str] = []
+        self.release = asyncio.Event()
+
+    async def publish(
+        self, channel: str, pub: Publication, history: HistoryOptions | None
+    ) -> StreamPosition:
+        self.calls.append(f"publish {bytes(pub.data).decode()}")
+        await self.release.wait()
+        return await super().publish(channel, pub, history)
+
+    async def history(
+        self, channel: str, **kwargs: Any
+    ) -> tuple[list[Publication], StreamPosition]:
+        self.calls.append("history")
+        return await super().history(channel, **kwargs)
+
+
+async def started(broker: HeldBroker, hooks: Hooks | None = None) -> Node:
+    node = Node(chat_settings(), hooks=hooks or Hooks(), broker=broker)
+    await node.start()
+    return node
+
+
+@pytest.fixture
+async def pipelining() -> AsyncIterator[tuple[Node, HeldBroker]]:
+    broker = HeldBroker(pipelines=True)
+    node = await started(broker)
+    yield node, broker
+    broker.release.set()
+    await node.shutdown(0)
+    await turns()
+
+
+def publish(cid: int, n: int) -> dict[str, Any]:
+    return {"id": cid, "publish": {"channel": ROOM, "data": {"n": n}}}
+
+
+async def test_publishes_start_together_and_publish_in_order(
+    pipelining: tuple[Node, HeldBroker],
+) -> None:
+    node, broker = pipelining
+    subscriber = await connected(node)
+    await subscriber.call("subscribe", {"channel": ROOM})
+    subscriber.conn.take()
+    publisher = await connected(node)
+    broker.calls.clear()  # the subscribe's own broker calls
+    publisher.feed(publish(2, 1), publish(3, 2), publish(4, 3))
+    await turns(5)
+    # all three reached the broker although none has finished
+    assert broker.calls == ['publish {"n":1}', 'publish {"n":2}', 'publish {"n":3}']
+    assert publisher.conn.replies() == []
+    broker.release.set()
+    await drain(publisher.session)
+    await turns()
+    assert [r.id for r in publisher.conn.replies()] == [2, 3, 4]
+    pushes = [r.push.pub for r in subscriber.conn.replies() if r.push and r.push.pub]
+    assert [bytes(p.data) for p in pushes] == [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+
+
+async def test_other_commands_wait_for_the_publishes_in_flight(
+    pipelining: tuple[Node, HeldBroker],
+) -> None:
+    node, broker = pipelining
+    publisher = await connected(node)
+    await publisher.call("subscribe", {"channel": ROOM})
+    broker.calls.clear()  # the subscribe's own broker calls
+    publisher.feed(
+        publish(3, 1), publish(4, 2), {"id": 5, "history": {"channel": ROOM, "limit": 10}}
+    )
+    await turns(5)
+    assert broker.calls == ['publish {"n":1}', 'publish {"n":2}']  # history waits
+    broker.release.set()
+    await drain(publisher.session)
+    assert broker.calls[-1] == "history"
+    history = publisher.reply(5).history
+    assert history is not None
+    assert [bytes(p.data) for p in history.publications] == [b'{"n":1}', b'{"n":2}']
+
+
+async def test_a_publish_hook_keeps_publishes_one_at_a_time() -> None:
+    hooks = Hooks()
+
+    async def on_publish(ctx: ClientContext, channel: str, req: PublishRequest) -> Allow:
+        await asyncio.sleep(0)  # a hook may wait: a later publish must not overtake
+        return Allow()
+
+    hooks.on_publish = on_publish
+    broker = HeldBroker(pipelines=True)
+    node = await started(broker, hooks)
+    try:
+        publisher = await connected(node)
+        publisher.feed(publish(2, 1), publish(3, 2))
+        await turns(8)
+        assert broker.calls == ['publish {"n":1}']
+        broker.release.set()
+        await drain(publisher.session)
+        assert [r.id for r in publisher.conn.replies()] == [2, 3]
+    finally:
+        broker.release.set()
+        await node.shutdown(0)
+
+
+async def test_a_broker_that_does_not_pipeline_gets_one_publish_at_a_time() -> None:
+    broker = HeldBroker(pipelines=False)
+    node = await started(broker)
+    try:
+        publisher = await connected(node)
+        publisher.feed(publish(2, 1), publish(3, 2))
+        await turns(8)
+        assert broker.calls == ['publish {"n":1}']
+    finally:
+        broker.release.set()
+        await node.shutdown(0)
+
+
+async def test_closing_cancels_the_publishes_in_flight(
+    pipelining: tuple[Node, HeldBroker],
+) -> None:
+    node, broker = pipelining
+    publisher = await connected(node)
+    publisher.feed(publish(2, 1), publish(3, 2))
+    await turns(5)
+    assert len(broker.calls) == 2
+    publisher.session.connection_lost()
+    await turns(5)
+    broker.release.set()
+    await turns(5)
+    assert publisher.conn.replies() == []  # nobody left to answer
+    assert publisher.session._worker is None
