@@ -182,13 +182,14 @@ class CentrifugeWire(ClientWire):
         return self._count(frame, now_ns)
 
     def _scan_json(self, frame: bytes) -> None:
-        # Pings are lines that are exactly "{}" (PROTOCOL.md §1.2).
-        if b"{}" in frame:
+        # Pings are lines that are exactly "{}" (PROTOCOL.md §1.2). ``find`` rather than
+        # ``in``: bytes ``in`` raises and drops a TypeError inside CPython on every call.
+        if frame.find(b"{}") >= 0:
             for line in frame.split(b"\n"):
                 if line == b"{}":
                     self.send(self._pong)
                     break
-        if b'"error":' in frame:
+        if frame.find(b'"error":') >= 0:
             self._errors(frame)
         self.counters.acks += frame.count(b'{"id":')
 

@@ -54,8 +54,9 @@ class JsonCodec:
         item = self._encoder.encode(message)
         # msgspec escapes newlines inside strings, so a raw \n can only come from an
         # embedded payload, where valid JSON allows it only as whitespace: drop it so
-        # the line framing survives.
-        if b"\n" in item:
+        # the line framing survives. (find, not ``in``: CPython's bytes ``in`` first tries
+        # the needle as an integer and builds and drops a TypeError, every call.)
+        if item.find(b"\n") >= 0:
             item = item.replace(b"\n", b"")
         return item
 
