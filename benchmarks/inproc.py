@@ -5,7 +5,7 @@
     python benchmarks/inproc.py memory [--sessions 5000]
 
 ``dispatch`` feeds publish commands (100 sessions, each subscribed to its own channel,
-publish-to-self as in `hubbub bench echo`) straight into ``Session.data_received`` and
+publish-to-self as in `hubbub bench echo`; ``--rpc``: RPC ``echo`` commands instead) straight into ``Session.data_received`` and
 counts commands per second: the server's per-command cost without the network stack
 or a load generator. ``fanout`` publishes to one channel with N subscribers, one
 publication per loop turn (no coalescing: a quiet chat room's case), and counts
@@ -61,8 +61,13 @@ async def _turns(n: int = 5) -> None:
         await asyncio.sleep(0)
 
 
-async def dispatch(commands: int) -> None:
+async def dispatch(commands: int, rpc: bool = False) -> None:
     node = await _node()
+
+    @node.rpc("echo")
+    async def echo(ctx: object, data: bytes) -> bytes:
+        return data
+
     codec = node.codecs.get("json")
     sessions = []
     for i in range(100):
@@ -72,7 +77,10 @@ async def dispatch(commands: int) -> None:
         sessions.append(session)
     await _turns()
     frames = [
-        b'{"id":3,"publish":{"channel":"bench:e%d","data":%s}}' % (i, PAYLOAD) for i in range(100)
+        b'{"id":3,"rpc":{"method":"echo","data":%s}}' % PAYLOAD
+        if rpc
+        else b'{"id":3,"publish":{"channel":"bench:e%d","data":%s}}' % (i, PAYLOAD)
+        for i in range(100)
     ]
     start = time.perf_counter()
     for _ in range(commands // 100):
@@ -80,7 +88,8 @@ async def dispatch(commands: int) -> None:
             session.data_received(frame)
         await _turns(2)
     elapsed = time.perf_counter() - start
-    print(f"dispatch: {commands / elapsed:,.0f} publish commands/s (100 sessions)")
+    kind = "rpc" if rpc else "publish"
+    print(f"dispatch: {commands / elapsed:,.0f} {kind} commands/s (100 sessions)")
     await node.shutdown(0)
 
 
@@ -128,14 +137,16 @@ async def memory(count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    sub.add_parser("dispatch").add_argument("--commands", type=int, default=50_000)
+    dis = sub.add_parser("dispatch")
+    dis.add_argument("--commands", type=int, default=50_000)
+    dis.add_argument("--rpc", action="store_true", help="RPC echo commands instead of publish")
     fan = sub.add_parser("fanout")
     fan.add_argument("--subscribers", type=int, default=1_000)
     fan.add_argument("--publications", type=int, default=300)
     sub.add_parser("memory").add_argument("--sessions", type=int, default=5_000)
     args = parser.parse_args()
     if args.what == "dispatch":
-        uvloop.run(dispatch(args.commands))
+        uvloop.run(dispatch(args.commands, args.rpc))
     elif args.what == "fanout":
         uvloop.run(fanout(args.subscribers, args.publications))
     else:

@@ -32,13 +32,19 @@ from hubbub.protocol.messages import (
     raw,
     request_of,
 )
-from hubbub.protocol.state import Event, State, next_state
+from hubbub.protocol.state import ALLOWED, TRANSITIONS, Event, State, next_state
 
 if TYPE_CHECKING:
     from hubbub.core.hooks import ClientContext
     from hubbub.core.node import Node
 
 _CLOSED = State.CLOSED
+_CONNECTED = State.CONNECTED
+_STAY_CONNECTED = frozenset(
+    event for event in Event if TRANSITIONS.get((State.CONNECTED, event)) == ALLOWED
+)
+"""Events the state table lets a connected session take without moving: the common
+case, answered without a table lookup (the table stays the only source)."""
 _TEMPORARY_FAILURE = Error(
     code=int(ErrorCode.INTERNAL), message="internal server error", temporary=True
 )
@@ -233,10 +239,15 @@ class Session:
             event = Event.SEND
         else:
             event = Event.COMMAND
-        if not self._move(event):
+        if not (self.state is _CONNECTED and event in _STAY_CONNECTED) and not self._move(event):
             return
         try:
-            reply = await self.node.handlers.handle(self, method, request, command.id)
+            result = await self.node.handlers.handler(method)(self, request)
+            if result is None:
+                reply = None
+            else:
+                reply = Reply(id=command.id)
+                setattr(reply, method, result)  # the result's field is the method's name
         except ReplyError as exc:
             reply = Reply(
                 id=command.id,
