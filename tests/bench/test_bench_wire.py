@@ -15,8 +15,10 @@ from hubbub.protocol.messages import (
     ConnectResult,
     Error,
     Publication,
+    PublishRequest,
     Push,
     Reply,
+    RPCRequest,
     SubscribeResult,
 )
 
@@ -119,3 +121,20 @@ def test_socketio_wire() -> None:
     assert wire.receive(b'42["m",{"bt": 12, "s": 1}]', 0) == 1
     wire.echo([b'{"bt":5}'])
     assert sent[-1] == b'421["echo",{"bt":5}]'
+
+
+def test_json_commands_from_the_template_equal_the_codecs_bytes() -> None:
+    """The JSON wire writes publish and RPC commands from a template (the generator makes
+    one per message); they must be byte for byte what the codec would write."""
+    codec = default_registry().get("json")
+    sent: list[bytes] = []
+    wire = CentrifugeWire(codec, Counters(), "", sent.append)
+    bodies = [payload.make(n, 64, stamp_ns=1_000 + n) for n in range(3)]
+    wire.publish('bench:"quoted"', bodies[:2])
+    wire.echo(bodies[2:])
+    published = [
+        Command(id=10 + n, publish=PublishRequest(channel='bench:"quoted"', data=msgspec.Raw(b)))
+        for n, b in enumerate(bodies[:2])
+    ]
+    called = Command(id=12, rpc=RPCRequest(method="echo", data=msgspec.Raw(bodies[2])))
+    assert sent == [codec.join([codec.encode(c) for c in published]), codec.encode(called)]
