@@ -87,7 +87,9 @@ class Handlers:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._table: dict[str, Any] = {
+        # method name -> coroutine function; its result is the reply's field of that name
+        # (None: no reply). The session looks the method up and awaits it directly.
+        self.table: dict[str, Callable[[Session, Any], Awaitable[Any]]] = {
             "connect": self.connect,
             "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe,
@@ -101,12 +103,6 @@ class Handlers:
             "sub_refresh": self.sub_refresh,
             "ping": self.ping,
         }
-
-    def handler(self, method: str) -> Callable[[Session, Any], Awaitable[Any]]:
-        """The coroutine function answering ``method``: its result is the reply's field of
-        that name (None: no reply). The session awaits it directly, one frame fewer."""
-        handler: Callable[[Session, Any], Awaitable[Any]] = self._table[method]
-        return handler
 
     def context(self, session: Session) -> ClientContext:
         """The hooks' view of ``session``, built once per user (the user is set at connect)."""

@@ -242,7 +242,7 @@ class Session:
         if not (self.state is _CONNECTED and event in _STAY_CONNECTED) and not self._move(event):
             return
         try:
-            result = await self.node.handlers.handler(method)(self, request)
+            result = await self.node.handlers.table[method](self, request)
             if result is None:
                 reply = None
             else:
@@ -271,7 +271,7 @@ class Session:
             if ok:
                 self.node.on_connected(self)
         if reply is not None and command.id and self.state is not _CLOSED:
-            self.send_reply(reply)
+            self.push(self.codec.encode(reply))
             if reply.subscribe is not None:
                 self.node.release_pending(self, request.channel, reply.subscribe)  # type: ignore[attr-defined]
             elif reply.connect is not None:
@@ -279,9 +279,6 @@ class Session:
                     self.node.release_pending(self, channel, result)
 
     # ------------------------------------------------------------------ outbound
-
-    def send_reply(self, reply: Reply) -> None:
-        self.push(self.codec.encode(reply))
 
     def push(self, item: bytes) -> None:
         """Queue one encoded message; it goes out with the others at the end of the turn."""
