@@ -5,11 +5,13 @@
     python benchmarks/inproc.py memory [--sessions 5000]
 
 ``dispatch`` feeds publish commands (100 sessions, each subscribed to its own channel,
-publish-to-self as in `hubbub bench echo`; ``--rpc``: RPC ``echo`` commands instead) straight into ``Session.data_received`` and
-counts commands per second: the server's per-command cost without the network stack
-or a load generator. ``fanout`` publishes to one channel with N subscribers, one
-publication per loop turn (no coalescing: a quiet chat room's case), and counts
-deliveries per second: the Python cost of one delivery, the ``send()`` excluded.
+publish-to-self as in `hubbub bench echo`; ``--rpc``: RPC ``echo`` commands instead;
+``--per-frame K``: K commands in each frame, as a pipelining client sends them)
+straight into ``Session.data_received`` and counts commands per second: the server's
+per-command cost without the network stack or a load generator. ``fanout`` publishes
+to one channel with N subscribers, one publication per loop turn (no coalescing: a
+quiet chat room's case), and counts deliveries per second: the Python cost of one
+delivery, the ``send()`` excluded.
 ``memory`` connects and subscribes N sessions on fake
 connections and reports the Python bytes they hold (tracemalloc): hubbub's own share
 of the per-connection memory, the transport libraries' share excluded.
@@ -61,7 +63,7 @@ async def _turns(n: int = 5) -> None:
         await asyncio.sleep(0)
 
 
-async def dispatch(commands: int, rpc: bool = False) -> None:
+async def dispatch(commands: int, rpc: bool = False, per_frame: int = 1) -> None:
     node = await _node()
 
     @node.rpc("echo")
@@ -77,13 +79,16 @@ async def dispatch(commands: int, rpc: bool = False) -> None:
         sessions.append(session)
     await _turns()
     frames = [
-        b'{"id":3,"rpc":{"method":"echo","data":%s}}' % PAYLOAD
-        if rpc
-        else b'{"id":3,"publish":{"channel":"bench:e%d","data":%s}}' % (i, PAYLOAD)
+        b"\n".join(
+            b'{"id":%d,"rpc":{"method":"echo","data":%s}}' % (3 + k, PAYLOAD)
+            if rpc
+            else b'{"id":%d,"publish":{"channel":"bench:e%d","data":%s}}' % (3 + k, i, PAYLOAD)
+            for k in range(per_frame)
+        )
         for i in range(100)
     ]
     start = time.perf_counter()
-    for _ in range(commands // 100):
+    for _ in range(commands // (100 * per_frame)):
         for session, frame in zip(sessions, frames, strict=True):
             session.data_received(frame)
         await _turns(2)
@@ -140,13 +145,14 @@ def main() -> None:
     dis = sub.add_parser("dispatch")
     dis.add_argument("--commands", type=int, default=50_000)
     dis.add_argument("--rpc", action="store_true", help="RPC echo commands instead of publish")
+    dis.add_argument("--per-frame", type=int, default=1, help="commands in each frame")
     fan = sub.add_parser("fanout")
     fan.add_argument("--subscribers", type=int, default=1_000)
     fan.add_argument("--publications", type=int, default=300)
     sub.add_parser("memory").add_argument("--sessions", type=int, default=5_000)
     args = parser.parse_args()
     if args.what == "dispatch":
-        uvloop.run(dispatch(args.commands, args.rpc))
+        uvloop.run(dispatch(args.commands, args.rpc, args.per_frame))
     elif args.what == "fanout":
         uvloop.run(fanout(args.subscribers, args.publications))
     else:

@@ -3,6 +3,7 @@ machine whose clock speed and neighbours are not.
 
     python benchmarks/instructions.py dispatch     # per publish command (inproc.py dispatch)
     python benchmarks/instructions.py rpc          # per RPC command (inproc.py dispatch --rpc)
+    python benchmarks/instructions.py rpc16        # the same, 16 commands per frame
     python benchmarks/instructions.py fanout       # per delivery (inproc.py fanout, 1,000 subs)
 
 Runs ``benchmarks/inproc.py`` twice under ``valgrind --tool=callgrind`` with a small and
@@ -30,13 +31,23 @@ WORK = {
     # mode: (inproc.py arguments for amount n, units of work per n, unit name)
     "dispatch": (lambda n: ["dispatch", "--commands", str(n)], 1, "publish command"),
     "rpc": (lambda n: ["dispatch", "--rpc", "--commands", str(n)], 1, "RPC command"),
+    "rpc16": (
+        lambda n: ["dispatch", "--rpc", "--per-frame", "16", "--commands", str(n)],
+        1,
+        "RPC command, 16 per frame",
+    ),
     "fanout": (
         lambda n: ["fanout", "--subscribers", "1000", "--publications", str(n)],
         1000,
         "delivery",
     ),
 }
-AMOUNTS = {"dispatch": (1_000, 4_000), "rpc": (1_000, 4_000), "fanout": (20, 80)}
+AMOUNTS = {
+    "dispatch": (1_000, 4_000),
+    "rpc": (1_600, 6_400),
+    "rpc16": (1_600, 6_400),
+    "fanout": (20, 80),
+}
 
 
 def instructions(args: list[str]) -> int:
