@@ -370,8 +370,8 @@ async def test_second_subscribe_to_a_channel_is_105(node: Node) -> None:
 async def test_publications_arrive_after_the_subscribe_reply(node: Node) -> None:
     """A subscriber gets the subscribe reply first, then live publications with offsets."""
     client = await connected(node)
+    await publish_n(node, ROOM, 2)  # before the subscribe: not delivered
     client.feed({"id": 2, "subscribe": {"channel": ROOM}})
-    await publish_n(node, ROOM, 2)  # the subscribe has not run yet: not delivered
     await drain(client.session)
     await publish_n(node, ROOM, 2)
     await turns()
