@@ -10,10 +10,11 @@ publish, so the broker is wrapped to wait for delivery (``RedisBroker.settle``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import redis
 
@@ -38,6 +39,14 @@ def unavailable() -> str | None:
 
 def fresh_prefix() -> str:
     return f"hubbub-test-{uuid.uuid4().hex[:10]}"
+
+
+def scratch_prefix() -> Iterator[str]:
+    """Body of a ``prefix`` fixture: a random key prefix, its keys deleted afterwards."""
+    name = fresh_prefix()
+    yield name
+    with contextlib.suppress(redis.RedisError, OSError):  # no Redis: nothing to delete
+        drop_keys(name)
 
 
 def drop_keys(prefix: str) -> None:

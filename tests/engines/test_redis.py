@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 import redis
-from conformance.case_redis import URL, drop_keys, fresh_prefix, unavailable
+from conformance.case_redis import URL, scratch_prefix, unavailable
 from conftest import eventually
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
 from msgspec import Raw
@@ -48,10 +48,7 @@ needs_redis = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
 @pytest.fixture
 def prefix() -> Iterator[str]:
     """A random key prefix; every key under it is deleted after the test."""
-    name = fresh_prefix()
-    yield name
-    if _REASON is None:
-        drop_keys(name)
+    yield from scratch_prefix()
 
 
 @pytest.fixture

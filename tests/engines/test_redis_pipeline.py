@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
-from conformance.case_redis import URL, drop_keys, fresh_prefix, unavailable
+from conformance.case_redis import URL, scratch_prefix, unavailable
 from enginekit import Recorder, numbers, offsets, pub
 from redis.asyncio import Redis
 
@@ -31,9 +31,8 @@ HISTORY = HistoryOptions(size=1000, ttl=60.0, meta_ttl=600.0)
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    name = fresh_prefix()
-    yield name
-    drop_keys(name)
+    """A random key prefix; every key under it is deleted after the test."""
+    yield from scratch_prefix()
 
 
 @pytest.fixture

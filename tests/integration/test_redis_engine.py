@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conformance.case_redis import URL, drop_keys, fresh_prefix, unavailable
+from conformance.case_redis import URL, scratch_prefix, unavailable
 from conftest import ServerFactory, chat_settings, eventually, ws_url
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
 from engines.test_redis_cluster import local_cluster
@@ -38,9 +38,7 @@ pytestmark = pytest.mark.skipif(unavailable() is not None, reason=unavailable() 
 @pytest.fixture
 def prefix() -> Iterator[str]:
     """A random key prefix; every key under it is deleted after the test."""
-    name = fresh_prefix()
-    yield name
-    drop_keys(name)
+    yield from scratch_prefix()
 
 
 @pytest.fixture
