@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -381,6 +382,21 @@ async def test_four_brokers_get_offsets_one_to_n(brokers: Any) -> None:
     for _, events in nodes:
         assert offsets(events.pubs(channel)) == list(range(1, total + 1))
         assert [kind for kind, _, _ in events.events if kind == "gap"] == []
+
+
+@needs_nats
+async def test_a_foreign_stream_on_our_subjects_is_reported(brokers: Any, jetstream: Any) -> None:
+    """Another stream holding a namespace's subjects is a conflict: the publish fails with
+    JetStream's reason (a racing creation of our own stream is not; see the test above)."""
+    broker, _ = await brokers()
+    channel = "chat:clash"
+    other = f"foreign-{secrets.token_hex(4)}"
+    await jetstream.add_stream(name=other, subjects=[broker._names.stream_subjects(channel)])
+    try:
+        with pytest.raises(EngineError, match="subjects overlap"):
+            await broker.publish(channel, pub(1), HistoryOptions(size=10, ttl=60.0))
+    finally:
+        await jetstream.delete_stream(other)
 
 
 @needs_nats

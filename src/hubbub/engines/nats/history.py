@@ -39,7 +39,7 @@ import structlog
 from nats.js import api
 
 from hubbub.engines.base import DEFAULT_META_TTL, HistoryOptions
-from hubbub.engines.nats.link import STREAM_NAME_IN_USE, WRONG_LAST_SEQUENCE, Link
+from hubbub.engines.nats.link import WRONG_LAST_SEQUENCE, Link, lost_creation_race
 from hubbub.engines.nats.names import Names, namespace
 from hubbub.engines.nats.state import (
     MARK,
@@ -321,9 +321,12 @@ class HistoryStreams:
         try:
             info = await js.add_stream(config)
         except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != STREAM_NAME_IN_USE:
+            if not lost_creation_race(exc):
                 raise
-            info = await js.stream_info(config.name or "")
+            try:
+                info = await js.stream_info(config.name or "")
+            except nats.js.errors.NotFoundError:
+                raise exc from None
         return _Limits.of(info.config)
 
     def _stream_config(self, channel: str, limits: _Limits) -> api.StreamConfig:

@@ -34,6 +34,18 @@ WRONG_LAST_SEQUENCE: Final = 10071
 STREAM_NOT_FOUND: Final = 10059
 STREAM_NAME_IN_USE: Final = 10058
 """The stream exists with another configuration."""
+SUBJECTS_OVERLAP: Final = 10065
+"""Another stream takes these subjects; also what a creation racing ours may get."""
+
+
+def lost_creation_race(exc: BaseException) -> bool:
+    """May ``exc`` come from creating a stream another node created at the same moment?
+    The loser gets "name in use" or, from nats-server 2.9, sometimes "subjects overlap";
+    the caller then reads the stream by name (not there: a real conflict, raise)."""
+    return isinstance(exc, nats.js.errors.BadRequestError) and exc.err_code in (
+        STREAM_NAME_IN_USE,
+        SUBJECTS_OVERLAP,
+    )
 
 
 class Link:

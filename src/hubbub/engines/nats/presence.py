@@ -21,7 +21,7 @@ import structlog
 from nats.js import api
 
 from hubbub.engines.base import PresenceStore
-from hubbub.engines.nats.link import STREAM_NAME_IN_USE, Link
+from hubbub.engines.nats.link import Link, lost_creation_race
 from hubbub.engines.nats.names import Names, last_token
 from hubbub.engines.nats.options import NatsOptions
 from hubbub.engines.nats.state import WireInfo, client_info, encode, now_ms, wire_info
@@ -137,9 +137,12 @@ class NatsPresenceStore:
             await js.create_key_value(config)
             return ttl
         except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != STREAM_NAME_IN_USE:
+            if not lost_creation_race(exc):
                 raise
-            info = await js.stream_info(self._names.bucket_stream)
+            try:
+                info = await js.stream_info(self._names.bucket_stream)
+            except nats.js.errors.NotFoundError:
+                raise exc from None
         current = info.config.max_age or 0.0
         if current and current < ttl:
             await js.update_stream(replace(info.config, max_age=ttl))
