@@ -18,6 +18,11 @@ $PY benchmarks/compare.py fanout --name engines-fanout --baseline hubbub \
 $PY benchmarks/compare.py connect --name engines-connect --baseline hubbub \
     --targets hubbub,hubbub-history,hubbub-presence
 
+$PY benchmarks/multinode.py
+$PY benchmarks/compare.py fanout --name fanout-100subs --targets hubbub,picows -- --subscribers 100
+$PY benchmarks/write_floor.py --subscribers 10,100,300,1000 --rounds 40
+for mode in dispatch rpc rpc16 fanout; do $PY benchmarks/instructions.py "$mode"; done
+
 $PY benchmarks/pyspy_profile.py fanout --name fanout-1000subs-20pubs --seconds 10 -- \
     --subscribers 1000 --rate 20 --step-factor 1 --duration 16 --warmup 0
 $PY benchmarks/pyspy_profile.py fanout --name fanout-1000subs-400pubs --seconds 10 -- \
