@@ -34,7 +34,8 @@ class Codec(Protocol):
         ...
 
     def join(self, items: Sequence[bytes]) -> bytes:
-        """One frame holding ``items`` in order."""
+        """One frame holding ``items`` in order; a frame of one item is that item's bytes
+        (the session writes a lone message without calling this)."""
         ...
 
     def decode(self, frame: bytes, kind: type[M]) -> list[M]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -60,8 +59,8 @@ class JsonCodec:
             item = item.replace(b"\n", b"")
         return item
 
-    def join(self, items: Sequence[bytes]) -> bytes:
-        return join_lines(items)
+    # The framing function itself, no wrapper: a flush calls it once per subscriber.
+    join = staticmethod(join_lines)
 
     def decode(self, frame: bytes, kind: type[M]) -> list[M]:
         decoder = self._decoders[kind]

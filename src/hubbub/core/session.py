@@ -350,7 +350,8 @@ class Session:
         self._queue = []
         nbytes = self._queued_bytes
         self._queued_bytes = 0
-        # Fan-out calls this once per subscriber per turn: one message needs no join.
+        # A frame of one message is that message (the Codec contract): the common case
+        # of a fan-out turn, one per subscriber, needs no join call.
         frame = queue[0] if len(queue) == 1 else self.codec.join(queue)
         try:
             backlog = self._backlog = self.connection.write(frame)
