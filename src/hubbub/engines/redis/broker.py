@@ -59,6 +59,7 @@ class RedisBroker:
             else OrderedPipeline(self._commands.plain_client, [scripts.PUBLISH])
         )
         self.pipelines_publishes = self._pipeline is not None
+        self._publisher: Commands | OrderedPipeline = self._pipeline or self._commands
         self._handler: BrokerEventHandler | None = None
         self._subscriptions: Subscriptions | None = None
 
@@ -129,14 +130,8 @@ class RedisBroker:
                 return StreamPosition()
             args: list[Any] = [body, history.size, ms(history.ttl), ms(history.meta_ttl)]
             args += [secrets.token_urlsafe(6), self._verbs.publish, self._names.pubsub(channel)]
-            keys = self._keys(channel)
-            if self._pipeline is None:
-                offset, epoch = await self._commands.run(scripts.PUBLISH, keys, args)
-            else:
-                script = scripts.PUBLISH
-                offset, epoch = await self._pipeline.submit(
-                    "EVALSHA", script.sha, len(keys), *keys, *args
-                )
+            publish = self._publisher.run(scripts.PUBLISH, self._keys(channel), args)
+            offset, epoch = await publish
         return StreamPosition(offset=int(offset), epoch=epoch.decode())
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
@@ -148,11 +143,7 @@ class RedisBroker:
             await self._send(channel, LEAVE + b":" + encode_info(info))
 
     async def _send(self, channel: str, message: bytes) -> None:
-        args = (self._verbs.publish.upper(), self._names.pubsub(channel), message)
-        if self._pipeline is None:
-            await self._commands.call(*args)
-        else:
-            await self._pipeline.submit(*args)
+        await self._publisher.call(self._verbs.publish, self._names.pubsub(channel), message)
 
     # --------------------------------------------------------------------- history
 

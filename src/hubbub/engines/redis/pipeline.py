@@ -41,8 +41,15 @@ class OrderedPipeline:
         self._queue: list[Pending] = []
         self._drainer: asyncio.Task[None] | None = None
         self.batches = 0
-        """Pipelines sent so far (with ``commands``: how much each round trip carried)."""
-        self.commands = 0
+        """Pipelines sent so far: fewer than the commands when round trips are shared."""
+
+    async def call(self, *args: Any) -> Any:
+        """Run one command in order; the same call as ``Commands.call``."""
+        return await self.submit(*args)
+
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``script`` in order (NOSCRIPT handled by the drainer), as ``Commands.run``."""
+        return await self.submit("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def submit(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command; its future gets the reply, or the error Redis or the socket gave."""
@@ -107,6 +114,5 @@ class OrderedPipeline:
         for args, _ in batch:
             pipe.execute_command(*args)
         self.batches += 1
-        self.commands += len(batch)
         results: list[Any] = await pipe.execute(raise_on_error=False)
         return results

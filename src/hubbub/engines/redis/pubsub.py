@@ -52,8 +52,8 @@ class Verbs:
     unsubscribed: bytes
 
 
-PLAIN = Verbs(b"SUBSCRIBE", b"UNSUBSCRIBE", "publish", b"message", b"unsubscribe")
-SHARDED = Verbs(b"SSUBSCRIBE", b"SUNSUBSCRIBE", "spublish", b"smessage", b"sunsubscribe")
+PLAIN = Verbs(b"SUBSCRIBE", b"UNSUBSCRIBE", "PUBLISH", b"message", b"unsubscribe")
+SHARDED = Verbs(b"SSUBSCRIBE", b"SUNSUBSCRIBE", "SPUBLISH", b"smessage", b"sunsubscribe")
 
 SUBSCRIBE_CHUNK = 500
 """At most this many channels in one SUBSCRIBE command."""
