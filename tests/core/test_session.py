@@ -254,10 +254,13 @@ async def test_pong_before_connect_closes_3501(client: Client) -> None:
 async def test_two_pushes_in_one_turn_go_out_as_one_frame(node: Node) -> None:
     """Messages queued in one loop turn are joined into one frame, one per line."""
     client = await connected(node)
+    sent0, bytes0 = node.metrics.messages_sent, node.metrics.bytes_sent
     client.session.push(b'{"a":1}')
     client.session.push(b'{"b":2}')
     await turns()
     assert client.conn.frames == [b'{"a":1}\n{"b":2}']
+    assert node.metrics.messages_sent - sent0 == 2  # counted per message, not per frame
+    assert node.metrics.bytes_sent - bytes0 == 14
 
 
 async def test_pushes_in_different_turns_go_out_as_separate_frames(node: Node) -> None:

@@ -51,10 +51,11 @@ def test_unknown_command_is_folded_into_one_label() -> None:
 
 
 def test_sent_and_received_count_messages_and_bytes() -> None:
-    """sent()/received() add to the message and byte counters of their direction."""
+    """The sent counters (added to in place by the session's flush) and received() show
+    as the message and byte counters of their direction."""
     metrics = Metrics()
-    metrics.sent(3, 120)
-    metrics.sent(1, 30)
+    metrics.messages_sent += 4
+    metrics.bytes_sent += 150
     metrics.received(2, 64)
     assert sample(metrics, "hubbub_messages_sent_total") == 4.0
     assert sample(metrics, "hubbub_bytes_sent_total") == 150.0
@@ -108,7 +109,8 @@ def test_render_exposes_names_labels_and_content_type() -> None:
     """render() returns parseable Prometheus text with the hubbub_* names and labels."""
     metrics = Metrics()
     metrics.command("subscribe")
-    metrics.sent(1, 10)
+    metrics.messages_sent += 1
+    metrics.bytes_sent += 10
     metrics.disconnect(3001)
     metrics.connection_opened()
     metrics.delivered(0.001)

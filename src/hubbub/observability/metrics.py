@@ -73,7 +73,7 @@ class Metrics:
     def __init__(self) -> None:
         self.connections = 0
         self.subscriptions = 0
-        self.messages_sent = 0
+        self.messages_sent = 0  # with bytes_sent: added to in place by Session.flush
         self.messages_received = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -94,11 +94,6 @@ class Metrics:
             commands[method] += 1
         else:
             commands[UNKNOWN_METHOD] += 1
-
-    def sent(self, messages: int, nbytes: int) -> None:
-        """Count protocol messages and bytes written to one client."""
-        self.messages_sent += messages
-        self.bytes_sent += nbytes
 
     def received(self, messages: int, nbytes: int) -> None:
         """Count protocol messages and bytes read from one client."""
