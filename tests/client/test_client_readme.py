@@ -54,7 +54,7 @@ async def test_readme_example_runs_as_a_script(server: Server) -> None:
 
 
 def test_readme_shows_this_very_example() -> None:
-    """Once the README has its Python client section, it holds this example verbatim."""
+    """The README's Python client section holds this example verbatim."""
     readme = (ROOT / "README.md").read_text()
-    if "## Python client" in readme:
-        assert EXAMPLE in readme
+    assert "## Python client" in readme
+    assert EXAMPLE in readme

@@ -161,3 +161,5 @@ async def test_closing_cancels_the_publishes_in_flight(
     await turns(5)
     assert publisher.conn.replies() == []  # nobody left to answer
     assert publisher.session._worker is None
+    stored, _ = await broker.history(ROOM, since=None, limit=10, reverse=False)
+    assert stored == []  # cancelled before they reached the broker's store

@@ -68,7 +68,9 @@ async def test_publishes_started_together_keep_their_order_and_share_round_trips
     delivered = events.pubs("chat:line")
     assert numbers(delivered) == list(range(300))
     assert offsets(delivered) == list(range(1, 301))
-    assert pipeline.batches - batches0 < 300  # several publishes per round trip
+    # All 300 were queued before the drainer ran: one pipeline, or two more when Redis
+    # first answered NOSCRIPT (reload, rerun). Not one round trip per publish.
+    assert pipeline.batches - batches0 <= 3
 
 
 async def test_plain_publishes_keep_their_order_too(broker: tuple[RedisBroker, Recorder]) -> None:
