@@ -39,7 +39,7 @@ import structlog
 from nats.js import api
 
 from hubbub.engines.base import DEFAULT_META_TTL, HistoryOptions
-from hubbub.engines.nats.link import WRONG_LAST_SEQUENCE, Link, lost_creation_race
+from hubbub.engines.nats.link import WRONG_LAST_SEQUENCE, Link, create_or_read
 from hubbub.engines.nats.names import Names, namespace
 from hubbub.engines.nats.state import (
     MARK,
@@ -318,16 +318,8 @@ class HistoryStreams:
         """Make the stream with ``limits``; one already there keeps its own: those, read."""
         js = self._link.jetstream()
         config = self._stream_config(channel, limits)
-        try:
-            info = await js.add_stream(config)
-        except nats.js.errors.BadRequestError as exc:
-            if not lost_creation_race(exc):
-                raise
-            try:
-                info = await js.stream_info(config.name or "")
-            except nats.js.errors.NotFoundError:
-                raise exc from None
-        return _Limits.of(info.config)
+        existing = await create_or_read(js, js.add_stream(config), config.name or "")
+        return limits if existing is None else _Limits.of(existing.config)
 
     def _stream_config(self, channel: str, limits: _Limits) -> api.StreamConfig:
         options = self._link.options

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import msgspec
@@ -38,14 +38,23 @@ SUBJECTS_OVERLAP: Final = 10065
 """Another stream takes these subjects; also what a creation racing ours may get."""
 
 
-def lost_creation_race(exc: BaseException) -> bool:
-    """May ``exc`` come from creating a stream another node created at the same moment?
-    The loser gets "name in use" or, from nats-server 2.9, sometimes "subjects overlap";
-    the caller then reads the stream by name (not there: a real conflict, raise)."""
-    return isinstance(exc, nats.js.errors.BadRequestError) and exc.err_code in (
-        STREAM_NAME_IN_USE,
-        SUBJECTS_OVERLAP,
-    )
+async def create_or_read(
+    js: JetStreamContext, create: Awaitable[object], stream: str
+) -> api.StreamInfo | None:
+    """Await ``create`` (a stream's or a bucket's creation): None when it made ``stream``,
+    the stream's info when another node made it at the same moment. The loser of that
+    race gets "name in use" or, from nats-server 2.9, sometimes "subjects overlap";
+    when no stream of that name exists, another one owns our subjects: that raises."""
+    try:
+        await create
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code not in (STREAM_NAME_IN_USE, SUBJECTS_OVERLAP):
+            raise
+        try:
+            return await js.stream_info(stream)
+        except nats.js.errors.NotFoundError:
+            raise exc from None
+    return None
 
 
 class Link:

@@ -21,7 +21,7 @@ import structlog
 from nats.js import api
 
 from hubbub.engines.base import PresenceStore
-from hubbub.engines.nats.link import Link, lost_creation_race
+from hubbub.engines.nats.link import Link, create_or_read
 from hubbub.engines.nats.names import Names, last_token
 from hubbub.engines.nats.options import NatsOptions
 from hubbub.engines.nats.state import WireInfo, client_info, encode, now_ms, wire_info
@@ -133,16 +133,9 @@ class NatsPresenceStore:
             storage=api.StorageType(self.options.storage),
             replicas=self.options.stream_replicas,
         )
-        try:
-            await js.create_key_value(config)
+        info = await create_or_read(js, js.create_key_value(config), self._names.bucket_stream)
+        if info is None:
             return ttl
-        except nats.js.errors.BadRequestError as exc:
-            if not lost_creation_race(exc):
-                raise
-            try:
-                info = await js.stream_info(self._names.bucket_stream)
-            except nats.js.errors.NotFoundError:
-                raise exc from None
         current = info.config.max_age or 0.0
         if current and current < ttl:
             await js.update_stream(replace(info.config, max_age=ttl))
