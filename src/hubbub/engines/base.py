@@ -18,6 +18,7 @@ epoch; losing the stream's metadata starts a new epoch from offset 0.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -162,3 +163,8 @@ class PresenceStore(Protocol):
     async def close(self) -> None:
         """Stop background work and release connections."""
         ...
+
+
+def new_epoch() -> str:
+    """A fresh stream epoch: what every engine names a history that started over."""
+    return secrets.token_urlsafe(6)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -29,6 +28,7 @@ from hubbub.engines.base import (
     BrokerEventHandler,
     HistoryOptions,
     PresenceStore,
+    new_epoch,
 )
 from hubbub.protocol.messages import ClientInfo, Publication, StreamPosition
 
@@ -112,7 +112,7 @@ class _Stream:
     __slots__ = ("epoch", "expires", "meta_expires", "pubs", "top")
 
     def __init__(self, meta_expires: float) -> None:
-        self.epoch = secrets.token_urlsafe(6)
+        self.epoch = new_epoch()
         self.top = 0
         self.pubs: deque[Publication] = deque()
         self.expires = 0.0

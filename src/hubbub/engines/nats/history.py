@@ -38,7 +38,7 @@ import nats.js.errors
 import structlog
 from nats.js import api
 
-from hubbub.engines.base import DEFAULT_META_TTL, HistoryOptions
+from hubbub.engines.base import DEFAULT_META_TTL, HistoryOptions, new_epoch
 from hubbub.engines.nats.link import WRONG_LAST_SEQUENCE, Link, create_or_read
 from hubbub.engines.nats.names import Names, namespace
 from hubbub.engines.nats.state import (
@@ -48,7 +48,6 @@ from hubbub.engines.nats.state import (
     decode_record,
     encode,
     event,
-    new_epoch,
     now_ms,
     publication,
     publications_between,

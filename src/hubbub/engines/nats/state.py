@@ -12,7 +12,6 @@ data-less ``MARK`` that only holds the position.
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any, Final
 
@@ -115,7 +114,3 @@ def client_info(info: WireInfo | None) -> ClientInfo:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def new_epoch() -> str:
-    return secrets.token_urlsafe(6)

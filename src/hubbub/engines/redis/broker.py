@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -10,7 +9,13 @@ import structlog
 from redis.backoff import EqualJitterBackoff
 from redis.crc import key_slot
 
-from hubbub.engines.base import DEFAULT_META_TTL, Broker, BrokerEventHandler, HistoryOptions
+from hubbub.engines.base import (
+    DEFAULT_META_TTL,
+    Broker,
+    BrokerEventHandler,
+    HistoryOptions,
+    new_epoch,
+)
 from hubbub.engines.redis import scripts
 from hubbub.engines.redis.commands import Commands
 from hubbub.engines.redis.keys import KeyNames
@@ -129,7 +134,7 @@ class RedisBroker:
                 await self._send(channel, PUB + b"0:" + body)
                 return StreamPosition()
             args: list[Any] = [body, history.size, ms(history.ttl), ms(history.meta_ttl)]
-            args += [secrets.token_urlsafe(6), self._verbs.publish, self._names.pubsub(channel)]
+            args += [new_epoch(), self._verbs.publish, self._names.pubsub(channel)]
             publish = self._publisher.run(scripts.PUBLISH, self._keys(channel), args)
             offset, epoch = await publish
         return StreamPosition(offset=int(offset), epoch=epoch.decode())
@@ -158,7 +163,7 @@ class RedisBroker:
     ) -> tuple[list[Publication], StreamPosition]:
         command, first, second, count = scripts.history_range(since, limit, reverse)
         ttl = DEFAULT_META_TTL if meta_ttl is None else meta_ttl
-        args: list[Any] = [secrets.token_urlsafe(6), ms(ttl), "0" if meta_ttl is None else "1"]
+        args: list[Any] = [new_epoch(), ms(ttl), "0" if meta_ttl is None else "1"]
         args += [command, first, second, count]
         with engine_errors("history"):
             reply = await self._commands.run(scripts.HISTORY, self._keys(channel), args)
