@@ -15,6 +15,7 @@ import signal
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -32,13 +33,27 @@ def check_workers(settings: Settings, workers: int) -> None:
     """Refuse a worker count the configuration cannot serve correctly."""
     if workers < 1:
         raise ConfigError(f"--workers: expected 1 or more (got {workers})")
-    if workers > 1 and settings.engine.broker.startswith("memory:"):
+    if workers <= 1:
+        return
+    engine = settings.engine
+    if _in_process(engine.broker):
         raise ConfigError(
             f"--workers {workers} needs a broker the processes share: set engine.broker "
             "to a redis:// or nats:// URL in the config file (or HUBBUB_ENGINE_BROKER); "
             "with the memory broker a message published on one worker never reaches "
             "clients of another"
         )
+    if _in_process(engine.presence_url):
+        raise ConfigError(
+            f"--workers {workers} needs presence the processes share: engine.presence "
+            "(HUBBUB_ENGINE_PRESENCE) is memory://; drop it to keep presence with the "
+            "broker, or give it a redis:// or nats:// URL"
+        )
+
+
+def _in_process(url: str) -> bool:
+    """Is ``url`` an engine that lives in one process only (the registry's own parsing)?"""
+    return urlsplit(url).scheme == "memory"
 
 
 def worker_settings(settings: Settings, index: int) -> Settings:
