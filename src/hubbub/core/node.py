@@ -68,7 +68,6 @@ class Node:
         self.hub = Hub(self.metrics)
         self.flusher = Flusher()
         self.sessions: dict[str, Session] = {}
-        self._all: set[Session] = set()  # sessions not yet closing
         self._awaiting: dict[Session, float] = {}  # not yet connected → accepted at, in order
         self._open: set[Session] = set()  # sessions whose socket is still there
         self._pings: dict[Codec, bytes] = {}
@@ -102,7 +101,7 @@ class Node:
         """Tell every client to come back later, wait for them to go, stop the engines."""
         if timeout is None:
             timeout = self.settings.server.shutdown_timeout
-        for session in list(self._all):
+        for session in [*self._awaiting, *self.sessions.values()]:  # all not yet closing
             session.close(codes.SHUTDOWN)
         deadline = time.monotonic() + timeout
         while self._open and time.monotonic() < deadline:
@@ -151,7 +150,6 @@ class Node:
     def accept(self, connection: Connection, codec: Codec) -> Session:
         """A transport has a new connection: make its session."""
         session = Session(self, connection, codec)
-        self._all.add(session)
         self._awaiting[session] = time.monotonic()
         self._open.add(session)
         self.metrics.connection_opened()
@@ -167,10 +165,8 @@ class Node:
         self._open.discard(session)
 
     def on_closed(self, session: Session) -> None:
-        """The session is closing: forget it now, release its channels in the background."""
-        if session not in self._all:
-            return
-        self._all.discard(session)
+        """The session is closing (the session calls this once): forget it now, release its
+        channels in the background."""
         self._awaiting.pop(session, None)
         self.metrics.connection_closed()
         self.sessions.pop(session.client_id, None)
