@@ -105,13 +105,10 @@ async def test_publish_reaches_every_local_subscriber(node: Node) -> None:
 # ------------------------------------------------------------------- release_pending
 
 
-def pending_subscription(
-    session_channel: str, offsets: list[int], *, recoverable: bool
-) -> Subscription:
+def pending_subscription(session_channel: str, offsets: list[int]) -> Subscription:
     """A subscription still holding publications with these offsets."""
     return Subscription(
         session_channel,
-        recoverable=recoverable,
         pending=[Publication(data=raw(b'{"o":%d}' % o), offset=o) for o in offsets],
     )
 
@@ -119,7 +116,7 @@ def pending_subscription(
 async def test_release_pending_drops_what_the_reply_already_carries(node: Node) -> None:
     """Held publications at or before the reply's last offset are not pushed again."""
     client = await connected(node)
-    sub = pending_subscription(ROOM, [3, 4, 5, 6], recoverable=True)
+    sub = pending_subscription(ROOM, [3, 4, 5, 6])
     client.session.subscriptions[ROOM] = sub
     result = SubscribeResult(
         positioned=True, offset=2, publications=[Publication(offset=3), Publication(offset=4)]
@@ -133,7 +130,7 @@ async def test_release_pending_drops_what_the_reply_already_carries(node: Node) 
 async def test_release_pending_without_replay_starts_after_the_reply_offset(node: Node) -> None:
     """With no publications in the reply, the reply's offset is the cut."""
     client = await connected(node)
-    client.session.subscriptions[ROOM] = pending_subscription(ROOM, [4, 5], recoverable=True)
+    client.session.subscriptions[ROOM] = pending_subscription(ROOM, [4, 5])
     node.release_pending(client.session, ROOM, SubscribeResult(positioned=True, offset=4))
     await turns()
     assert pubs_of(client.conn.replies(), ROOM) == [5]
@@ -142,7 +139,7 @@ async def test_release_pending_without_replay_starts_after_the_reply_offset(node
 async def test_release_pending_of_a_non_recoverable_subscription_sends_all(node: Node) -> None:
     """Without positions nothing can be deduplicated: every held publication goes out."""
     client = await connected(node)
-    client.session.subscriptions[ROOM] = pending_subscription(ROOM, [4, 5], recoverable=False)
+    client.session.subscriptions[ROOM] = pending_subscription(ROOM, [4, 5])
     node.release_pending(client.session, ROOM, SubscribeResult(offset=4))
     await turns()
     assert pubs_of(client.conn.replies(), ROOM) == [4, 5]
@@ -151,7 +148,7 @@ async def test_release_pending_of_a_non_recoverable_subscription_sends_all(node:
 async def test_release_pending_happens_once(node: Node) -> None:
     """A second release is a no-op, and later publications go straight to the queue."""
     client = await connected(node)
-    client.session.subscriptions[ROOM] = pending_subscription(ROOM, [1], recoverable=False)
+    client.session.subscriptions[ROOM] = pending_subscription(ROOM, [1])
     node.release_pending(client.session, ROOM, SubscribeResult())
     node.release_pending(client.session, ROOM, SubscribeResult())
     await turns()

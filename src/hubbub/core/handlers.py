@@ -221,7 +221,6 @@ class Handlers:
         positioned = history is not None and (recoverable or req.positioned)
         sub = Subscription(
             channel=channel,
-            recoverable=recoverable,
             join_leave=options.join_leave,
             chan_info=chan_info,
         )

@@ -105,7 +105,6 @@ class Subscription:
     """One channel a session is subscribed to."""
 
     channel: str
-    recoverable: bool = False
     join_leave: bool = False
     chan_info: bytes = b""
     expire_at: float = 0.0
