@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from conftest import UNIT, ServerFactory, ws_url
@@ -139,20 +140,30 @@ async def test_disconnect_push_is_the_last_line_before_the_close(server: Server)
     assert json.loads(lines[1]) == {"push": {"disconnect": {"code": 3501, "reason": "bad request"}}}
 
 
+class _RecordingWrites:
+    """Stands between a session and its TCP connection, noting every frame written."""
+
+    def __init__(self, inner: Any, writes: list[bytes]) -> None:
+        self._inner = inner
+        self._writes = writes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def write(self, frame: bytes) -> int:
+        self._writes.append(frame)
+        backlog: int = self._inner.write(frame)
+        return backlog
+
+
 async def test_publications_in_one_turn_are_one_write_of_lines(server: Server) -> None:
     """Publications of one loop turn leave in one write: one line each, newline-terminated."""
     client = await TcpClient.open(tcp_port(server))
     await client.connect()
     await client.subscribe(CHANNEL)
     writes: list[bytes] = []
-    connection = server.node.sessions[client.client_id].connection
-    write = connection.write
-
-    def recording_write(frame: bytes) -> None:
-        writes.append(frame)
-        write(frame)
-
-    connection.write = recording_write  # type: ignore[method-assign]
+    session = server.node.sessions[client.client_id]
+    session.connection = _RecordingWrites(session.connection, writes)
     for i in range(5):  # the memory broker never suspends: all five in this turn
         await server.node.publish(CHANNEL, json.dumps({"n": i}).encode())
     pubs = await client.pubs(5)  # the client parses complete lines only: each had its \n

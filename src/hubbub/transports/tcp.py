@@ -73,10 +73,20 @@ class _TcpConnection(asyncio.Protocol):
     """One TCP connection: the asyncio protocol and its session's Connection."""
 
     transport_name = "tcp"
+    __slots__ = (
+        "_codec",
+        "_ending",
+        "_framer",
+        "_pending",
+        "_preamble",
+        "_session",
+        "_timer",
+        "_transport",
+        "node",
+    )
 
     def __init__(self, node: Node, pending: set[_TcpConnection]) -> None:
         self.node = node
-        self.remote = ""
         self._pending = pending  # the server's connections still in their preamble
         self._preamble = bytearray()
         self._transport: asyncio.Transport | None = None
@@ -86,14 +96,17 @@ class _TcpConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._ending = False  # our last bytes are written; what comes in is dropped
 
+    @property
+    def remote(self) -> str:
+        """The peer's ``host:port``, asked when needed (hook context, logs), not kept."""
+        peer = None if self._transport is None else self._transport.get_extra_info("peername")
+        return f"{peer[0]}:{peer[1]}" if peer else ""
+
     # ---------------------------------------------------------- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport; uvloop's does not subclass asyncio.Transport, so no isinstance.
         self._transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.remote = f"{peer[0]}:{peer[1]}"
         self._pending.add(self)
         self._arm(self.node.settings.client.stale_timeout, self.refuse, "stale")
 
@@ -187,7 +200,7 @@ class _TcpConnection(asyncio.Protocol):
         if self._transport is None or self._ending:
             return
         if self._codec is not None:
-            self.write(self._codec.join([self._codec.encode(disconnect_push(disconnect))]))
+            self.write(self._codec.encode(disconnect_push(disconnect)))  # a frame of one
         # A slow client's buffer is full: do not wait on it.
         self._end(abort=disconnect is codes.SLOW)
 
