@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -42,19 +42,17 @@ def push_item(codec: Codec, channel: str, pub: Publication) -> bytes | None:
 class Flusher:
     """Flushes every session that queued something, once per loop turn."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
+        """``loop`` gives the running loop (the node's, asked once per turn at most)."""
         self._dirty: list[Session] = []
         self._scheduled = False
-        self._loop: asyncio.AbstractEventLoop | None = None  # asking costs a getpid()
+        self._loop = loop
 
     def mark(self, session: Session) -> None:
         self._dirty.append(session)
         if not self._scheduled:
             self._scheduled = True
-            loop = self._loop
-            if loop is None:
-                loop = self._loop = asyncio.get_running_loop()
-            loop.call_soon(self.flush)
+            self._loop().call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False

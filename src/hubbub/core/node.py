@@ -66,7 +66,7 @@ class Node:
         self.hooks = hooks if hooks is not None else Hooks()
         self.handlers = Handlers(self)
         self.hub = Hub(self.metrics)
-        self.flusher = Flusher()
+        self.flusher = Flusher(lambda: self.loop)
         self.sessions: dict[str, Session] = {}
         self._awaiting: dict[Session, float] = {}  # not yet connected → accepted at, in order
         self._open: set[Session] = set()  # sessions whose socket is still there

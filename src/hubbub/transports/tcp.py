@@ -138,7 +138,7 @@ class _TcpConnection(asyncio.Protocol):
     def _arm(self, delay: float, callback: Callable[..., object], *args: Any) -> None:
         """Set the one timer of this connection: the preamble deadline or the close grace."""
         self._disarm()
-        self._timer = asyncio.get_running_loop().call_later(delay, callback, *args)
+        self._timer = self.node.loop.call_later(delay, callback, *args)
 
     def _disarm(self) -> None:
         if self._timer is not None:

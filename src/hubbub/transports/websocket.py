@@ -150,8 +150,7 @@ class _WebSocketConnection(WSListener):
         if disconnect is codes.SLOW:
             transport.disconnect(graceful=False)  # its buffer is full: do not wait on it
             return
-        loop = asyncio.get_running_loop()
-        loop.call_later(CLOSE_GRACE, transport.disconnect)
+        self.node.loop.call_later(CLOSE_GRACE, transport.disconnect)
 
 
 def choose_codec(node: Node, request: WSUpgradeRequest) -> tuple[Codec | None, str]:
