@@ -48,7 +48,7 @@ class Server:
             port=settings.server.internal_port,
             ready=lambda: self._ready,
         )
-        self._stopped = asyncio.Event()
+        self._stopping = False
 
     async def start(self) -> None:
         await self.node.start()
@@ -65,8 +65,9 @@ class Server:
 
     async def stop(self) -> None:
         """Stop accepting, send every client "shutdown, reconnect", wait, close."""
-        if self._stopped.is_set():
+        if self._stopping:  # a second signal while the first shutdown runs
             return
+        self._stopping = True
         self._ready = False
         _log.info("shutting down", connections=len(self.node.sessions))
         self.websocket.stop_accepting()
@@ -74,7 +75,6 @@ class Server:
             self.tcp.stop_accepting()
         await self.node.shutdown()
         await self.internal.stop()
-        self._stopped.set()
 
     async def run_until_signal(self) -> None:
         """Serve until SIGTERM or SIGINT, then shut down gracefully."""

@@ -263,9 +263,5 @@ class TcpServer:
         for connection in list(self._pending):
             connection.refuse("shutdown")
 
-    async def wait_closed(self) -> None:
-        if self._server is not None:
-            await self._server.wait_closed()
-
 
 __all__ = ["TcpServer", "disconnect_push"]

@@ -240,9 +240,5 @@ class WebSocketServer:
         if self._server is not None:
             self._server.close()
 
-    async def wait_closed(self) -> None:
-        if self._server is not None:
-            await self._server.wait_closed()
-
 
 __all__ = ["WEBSOCKET_PATH", "WSCloseCode", "WebSocketServer", "choose_codec"]
