@@ -14,6 +14,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from hubbub.engines.redis.pubsub import Connection
+from hubbub.engines.redis.wire import resp_map
 from hubbub.errors import EngineError
 
 Address = tuple[str, int]
@@ -73,8 +74,8 @@ class SlotMap:
     def _read_shards(self, reply: list[Any], asked: Address) -> None:
         owners = list(self._owners)
         for shard in reply:
-            fields = _pairs(shard)
-            primaries = [node for node in map(_pairs, fields[b"nodes"]) if _is_primary(node)]
+            fields = resp_map(shard)
+            primaries = [node for node in map(resp_map, fields[b"nodes"]) if _is_primary(node)]
             if not primaries:
                 continue
             # A failed primary may still be listed beside the replica that replaced it.
@@ -91,11 +92,6 @@ class SlotMap:
         # "?" or "": the node does not know its address; it is the one we asked.
         text = asked[0] if host in (b"?", b"") else host.decode()
         return text, int(port or node[b"port"])
-
-
-def _pairs(flat: list[Any]) -> dict[bytes, Any]:
-    """A RESP2 map (a flat list of names and values) as a dict."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _is_primary(node: dict[bytes, Any]) -> bool:

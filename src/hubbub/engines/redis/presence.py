@@ -9,7 +9,7 @@ from hubbub.engines.redis import scripts
 from hubbub.engines.redis.commands import Commands
 from hubbub.engines.redis.keys import KeyNames
 from hubbub.engines.redis.options import RedisOptions, engine_errors, ms
-from hubbub.engines.redis.wire import decode_info, decode_user, encode_info
+from hubbub.engines.redis.wire import decode_info, decode_user, encode_info, resp_map
 from hubbub.protocol.messages import ClientInfo
 
 
@@ -47,8 +47,7 @@ class RedisPresenceStore:
         with engine_errors("presence"):
             flat = await self._commands.run(scripts.PRESENCE_READ, self._keys(channel), ["hgetall"])
             return {
-                client_id.decode(): decode_info(body)
-                for client_id, body in zip(flat[::2], flat[1::2], strict=True)
+                client_id.decode(): decode_info(body) for client_id, body in resp_map(flat).items()
             }
 
     async def stats(self, channel: str) -> tuple[int, int]:

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubbub.engines.redis.wire import decode_publication
+from hubbub.engines.redis.wire import decode_publication, resp_map
 from hubbub.protocol.messages import Publication, StreamPosition
 
 
@@ -129,7 +129,7 @@ def page(entries: list[Any]) -> list[Publication]:
     """The stream entries the history script returned, as publications."""
     pubs = []
     for entry_id, fields in entries:
-        fields_by_name = dict(zip(fields[::2], fields[1::2], strict=True))
+        fields_by_name = resp_map(fields)
         offset = int(entry_id.partition(b"-")[0])
         pubs.append(decode_publication(fields_by_name[b"d"], offset))
     return pubs

@@ -6,6 +6,8 @@ the publish script writes it (it is known only inside the script).
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from hubbub.protocol.messages import ClientInfo, Publication, raw
@@ -100,3 +102,8 @@ def decode_publication(body: bytes, offset: int) -> Publication:
     info = None if wire.info is None else _client_info(wire.info)
     passed = {name: getattr(wire, name) for name in _PASSED}
     return Publication(data=raw(wire.data), info=info, offset=offset, **passed)
+
+
+def resp_map(flat: list[Any]) -> dict[Any, Any]:
+    """A RESP2 map (a flat list of names and values, as HGETALL and XRANGE give) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
