@@ -198,7 +198,7 @@ class MemoryBroker:
             stream = self._stream(channel, now, history.meta_ttl)
             pub = stream.append(pub, history, now)
             self._deadlines.arm(channel, stream.next_deadline)
-            position = StreamPosition(offset=pub.offset, epoch=stream.epoch)
+            position = stream.position
         if self._handler is not None and channel in self._subscribed:
             self._handler.on_publication(channel, pub)
         return position

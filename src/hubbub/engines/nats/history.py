@@ -83,9 +83,7 @@ class _Limits:
         return cls(config.max_msgs_per_subject or -1, round((config.max_age or 0) * 1000))
 
     @classmethod
-    def wanted(cls, history: HistoryOptions | None) -> _Limits | None:
-        if history is None:
-            return None
+    def wanted(cls, history: HistoryOptions) -> _Limits:
         # One slot more than size, for the marker that may sit among the publications.
         return cls(history.size + 1, round(history.meta_ttl * 1000))
 
