@@ -15,7 +15,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -70,6 +70,8 @@ class Fleet:
         self.procs: list[Any] = []
         self.publishers = [sum(1 for c in share if c.publish_to) for share in shares]
         self.progress: dict[int, tuple[int, int, int, int]] = {}
+        self.reports: dict[int, int] = {}
+        """Progress reports received per worker: a quiet count only counts once heard."""
         for index, share in enumerate(shares):
             ours, theirs = ctx.Pipe()
             proc = ctx.Process(
@@ -83,6 +85,7 @@ class Fleet:
             self.pipes.append(ours)
             self.procs.append(proc)
             self.progress[index] = (0, 0, 0, 0)
+            self.reports[index] = 0
 
     def send(self, index: int, *order: Any) -> None:
         self.pipes[index].send(order)
@@ -108,6 +111,7 @@ class Fleet:
                     message = pipe.recv()
                     if message[0] == "progress":
                         self.progress[message[1]] = tuple(message[2:])
+                        self.reports[message[1]] += 1
                     elif message[0] == "failed":
                         raise WorkerDied(f"load worker {message[1]} failed:\n{message[2]}")
                     else:
@@ -117,11 +121,17 @@ class Fleet:
         return messages
 
     def gather(
-        self, kind: str, deadline: float, tick: Callable[[], None] | None = None
+        self,
+        kind: str,
+        deadline: float,
+        tick: Callable[[], None] | None = None,
+        workers: Collection[int] | None = None,
     ) -> dict[int, tuple[Any, ...]]:
-        """Wait for every worker's ``kind`` answer, calling ``tick`` as progress comes."""
+        """Wait for the ``kind`` answer of every worker (or of ``workers``), calling
+        ``tick`` as progress comes."""
         answers: dict[int, tuple[Any, ...]] = {}
-        while len(answers) < len(self.pipes):
+        wanted = len(self.pipes) if workers is None else len(workers)
+        while len(answers) < wanted:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RunTimeout(f"workers did not finish '{kind}' before the deadline")
@@ -338,8 +348,15 @@ class Runner:
         cpu0 = _server_cpu(cfg)
         busy0 = system.busy_seconds()
         total_pubs = max(1, sum(fleet.publishers))
+        # Receivers open their window (take their counters' baseline) before anyone
+        # publishes: a receiver that started late would leave early deliveries uncounted.
+        quiet = [w for w, pubs in enumerate(fleet.publishers) if not pubs]
+        for worker in quiet:
+            fleet.send(worker, "run", 0.0, seconds, record)
+        fleet.gather("started", self.deadline, workers=quiet)
         for worker, pubs in enumerate(fleet.publishers):
-            fleet.send(worker, "run", rate * pubs / total_pubs, seconds, record)
+            if pubs:
+                fleet.send(worker, "run", rate * pubs / total_pubs, seconds, record)
         started = time.monotonic()
         last = [started, fleet.totals()[2]]
 
@@ -409,16 +426,21 @@ class Runner:
             )
 
     def _drain(self, fleet: Fleet, progress: Progress, task: TaskID, seconds: float) -> None:
-        """Wait until deliveries stop arriving (STABLE_FOR) or ``drain`` seconds pass."""
+        """Wait until deliveries stop arriving or ``drain`` seconds pass. "Stopped" means
+        STABLE_FOR without a new delivery *and* two fresh reports from every worker
+        saying so: a worker too busy to report is not a quiet one."""
         start = time.monotonic()
         end = min(start + self.cfg.drain, self.deadline)
         last_count, last_change = fleet.totals()[2], start
+        heard = dict(fleet.reports)
         while (now := time.monotonic()) < end:
             fleet.pump(0.05)
             count = fleet.totals()[2]
             if count != last_count:
-                last_count, last_change = count, now
-            elif now - last_change >= STABLE_FOR:
+                last_count, last_change, heard = count, now, dict(fleet.reports)
+            elif now - last_change >= STABLE_FOR and all(
+                fleet.reports[i] - heard[i] >= 2 for i in heard
+            ):
                 break
             progress.update(task, completed=seconds + now - start)
 

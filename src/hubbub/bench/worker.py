@@ -5,7 +5,7 @@ The parent drives a worker through a pipe with a few orders, each answered once:
 =========================  =============================================================
 ``("open",)``              open every connection (WebSocket + handshake) → ``opened``
 ``("run", rate, secs, record)``  publish at ``rate``/s (fanout, rooms) or run closed-loop
-                           round trips (echo) for ``secs`` → ``window``
+                           round trips (echo) for ``secs`` → ``started``, then ``window``
 ``("collect",)``           stop recording, send the latency histogram → ``collected``
 ``("close",)``             close every connection and exit → ``closed``
 =========================  =============================================================
@@ -268,6 +268,7 @@ class Worker:
         counters.recording = record
         delivered0, sent0, lost0 = counters.delivered, counters.sent, self.lost
         cpu0 = time.process_time()
+        self._reply("started", self.index)  # the runner lets publishers start after this
         if self.cfg.scenario == "echo":
             await self._echo_window(seconds)
         else:
