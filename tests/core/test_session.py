@@ -263,6 +263,22 @@ async def test_two_pushes_in_one_turn_go_out_as_one_frame(node: Node) -> None:
     assert node.metrics.bytes_sent - bytes0 == 14
 
 
+async def test_received_frames_count_their_messages_bytes_and_methods(node: Node) -> None:
+    """The session counts what arrives in place: messages and bytes per frame, one per
+    command method, a pong under its own name."""
+    client = await connected(node)
+    metrics = node.metrics
+    received0, bytes0 = metrics.messages_received, metrics.bytes_received
+    publish0, pong0 = metrics.commands["publish"], metrics.commands["pong"]
+    raw_frame = b'{"id":7,"publish":{"channel":"c","data":{}}}\n{}'
+    client.session.data_received(raw_frame)
+    await turns()
+    assert metrics.messages_received - received0 == 2
+    assert metrics.bytes_received - bytes0 == len(raw_frame)
+    assert metrics.commands["publish"] - publish0 == 1
+    assert metrics.commands["pong"] - pong0 == 1
+
+
 async def test_pushes_in_different_turns_go_out_as_separate_frames(node: Node) -> None:
     """Coalescing never holds a message back beyond the end of its loop turn."""
     client = await connected(node)

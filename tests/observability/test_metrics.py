@@ -51,12 +51,13 @@ def test_unknown_command_is_folded_into_one_label() -> None:
 
 
 def test_sent_and_received_count_messages_and_bytes() -> None:
-    """The sent counters (added to in place by the session's flush) and received() show
-    as the message and byte counters of their direction."""
+    """The message and byte counters (added to in place by the session, once per frame)
+    show as the counters of their direction."""
     metrics = Metrics()
     metrics.messages_sent += 4
     metrics.bytes_sent += 150
-    metrics.received(2, 64)
+    metrics.messages_received += 2
+    metrics.bytes_received += 64
     assert sample(metrics, "hubbub_messages_sent_total") == 4.0
     assert sample(metrics, "hubbub_bytes_sent_total") == 150.0
     assert sample(metrics, "hubbub_messages_received_total") == 2.0

@@ -64,15 +64,14 @@ class JsonCodec:
 
     def decode(self, frame: bytes, kind: type[M]) -> list[M]:
         decoder = self._decoders[kind]
-        lines = frame.split(b"\n")
-        if lines and not lines[-1].strip():
-            lines.pop()  # a trailing newline is tolerated
-        if not lines:
-            raise ProtocolError("empty frame")
-        messages: list[M] = []
-        for line in lines:
-            try:
-                messages.append(decoder.decode(line))
-            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-                raise ProtocolError(f"malformed JSON message: {exc}") from None
-        return messages
+        try:
+            if frame.find(b"\n") < 0 and frame.strip():
+                return [decoder.decode(frame)]  # one message per frame: the common case
+            lines = frame.split(b"\n")
+            if lines and not lines[-1].strip():
+                lines.pop()  # a trailing newline is tolerated
+            if not lines:
+                raise ProtocolError("empty frame")
+            return [decoder.decode(line) for line in lines]
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ProtocolError(f"malformed JSON message: {exc}") from None

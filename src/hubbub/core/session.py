@@ -194,7 +194,8 @@ class Session:
             _log.info("malformed frame", client=self.client_id, error=str(exc))
             self.close(exc.disconnect)
             return
-        metrics.received(len(commands), len(frame))
+        metrics.messages_received += len(commands)  # counted in place: once per frame
+        metrics.bytes_received += len(frame)
         for command in commands:
             # Any id-0 command but send is a pong; its request, if any, is ignored (§5).
             if command.id == 0 and command.send is None:
@@ -254,7 +255,7 @@ class Session:
             self.close(codes.BAD_REQUEST)  # an id but no request
             return
         method, request = found
-        self.node.metrics.command(method)
+        self.node.metrics.commands[method] += 1  # request_of gives known names only
         if method == "connect":
             event = Event.CONNECT
         elif method == "send":

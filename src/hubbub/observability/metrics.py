@@ -25,26 +25,13 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
+from hubbub.protocol.messages import REQUEST_FIELDS
+
 NAMESPACE: Final = "hubbub"
 
-# The command names of the Centrifuge client protocol v2 (the fields of `Command`).
-COMMAND_METHODS: Final = (
-    "connect",
-    "subscribe",
-    "unsubscribe",
-    "publish",
-    "presence",
-    "presence_stats",
-    "history",
-    "ping",
-    "send",
-    "rpc",
-    "refresh",
-    "sub_refresh",
-    "pong",
-)
-
-# Anything else is folded into one label value, so a client cannot grow the label set.
+# The command names of the Centrifuge client protocol v2 (the request fields of
+# `Command`), and the empty command that is a pong.
+COMMAND_METHODS: Final = (*REQUEST_FIELDS, "pong")
 UNKNOWN_METHOD: Final = "unknown"
 
 # A local delivery takes tens of microseconds; one through a broker under load can
@@ -73,8 +60,8 @@ class Metrics:
     def __init__(self) -> None:
         self.connections = 0
         self.subscriptions = 0
-        self.messages_sent = 0  # with bytes_sent: added to in place by Session.flush
-        self.messages_received = 0
+        self.messages_sent = 0  # these four are added to in place by the session,
+        self.messages_received = 0  # once per frame (flush, data_received)
         self.bytes_sent = 0
         self.bytes_received = 0
         self.publications = 0
@@ -94,11 +81,6 @@ class Metrics:
             commands[method] += 1
         else:
             commands[UNKNOWN_METHOD] += 1
-
-    def received(self, messages: int, nbytes: int) -> None:
-        """Count protocol messages and bytes read from one client."""
-        self.messages_received += messages
-        self.bytes_received += nbytes
 
     def connection_opened(self) -> None:
         """A client connection was accepted."""
