@@ -417,6 +417,27 @@ async def test_subjects_keep_size_plus_one_messages(brokers: Any, jetstream: Any
 
 
 @needs_nats
+async def test_the_live_subject_carries_the_message_history_stored(
+    brokers: Any, jetstream: Any
+) -> None:
+    """A publication with history goes live as the very bytes JetStream stored."""
+    broker, _ = await brokers()
+    channel = "chat:same"
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        live = await nc.subscribe(broker._names.live(channel))
+        await nc.flush()
+        await broker.publish(channel, pub(1), HistoryOptions(size=10, ttl=60.0))
+        sent = await live.next_msg(timeout=BOUND)
+    finally:
+        await nc.close()
+    names = broker._names
+    stored = await jetstream.get_msg(names.stream(channel), subject=names.history(channel))
+    assert sent.data == stored.data
+    assert msgspec.msgpack.decode(sent.data, type=Record).offset == 1
+
+
+@needs_nats
 async def test_history_expires_after_a_real_ttl(brokers: Any, jetstream: Any) -> None:
     """Publications vanish ttl after the last one; the position stays, and a later
     publication starts a new window without bringing the expired ones back, and frees

@@ -220,8 +220,8 @@ class NatsBroker:
             return StreamPosition()
         # Held until sent, so this node sends (and delivers) its offsets in order.
         async with self._link.guard("publish"), self._streams.hold(channel):
-            tail = await self._streams.append(channel, pub, history)
-            await self._send_live(channel, tail.record, required=False)
+            tail, data = await self._streams.append(channel, pub, history)
+            await self._send_live(channel, tail.record, required=False, data=data)
         return tail.record.position
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
@@ -234,11 +234,16 @@ class NatsBroker:
         async with self._link.guard("publish"):
             await self._send_live(channel, Record(kind=kind, info=wire_info(info)), required=True)
 
-    async def _send_live(self, channel: str, record: Record, *, required: bool) -> None:
+    async def _send_live(
+        self, channel: str, record: Record, *, required: bool, data: bytes | None = None
+    ) -> None:
         """Send to every other node, then deliver here. Once a publication is in history a
-        failed send is not an error: other nodes read it from there at their next one."""
+        failed send is not an error: other nodes read it from there at their next one.
+        ``data`` is ``record`` already encoded (as history stored it), so it is not again."""
+        if data is None:
+            data = encode(record)
         try:
-            await self._link.nc.publish(self._names.live(channel), encode(record))
+            await self._link.nc.publish(self._names.live(channel), data)
         except nats.errors.Error as exc:
             if required:
                 raise

@@ -141,13 +141,19 @@ class HistoryStreams:
             chore.cancel()
         await asyncio.gather(*self._chores, return_exceptions=True)
 
-    async def append(self, channel: str, pub: Publication, history: HistoryOptions) -> Tail:
-        """Store ``pub`` at the next offset; the caller holds ``hold(channel)``."""
-        tail = await self._append(
+    async def append(
+        self, channel: str, pub: Publication, history: HistoryOptions
+    ) -> tuple[Tail, bytes]:
+        """Store ``pub`` at the next offset; the caller holds ``hold(channel)``.
+
+        Returns:
+            The new tail, and its record as stored: the bytes the live subject carries too.
+        """
+        tail, data = await self._append(
             channel, lambda t: _next_publication(t, pub, history), _Limits.wanted(history)
         )
         assert tail is not None
-        return tail
+        return tail, data
 
     async def read_tail(self, channel: str) -> Tail | None:
         """The subject's last message, read from the stream leader (never stale)."""
@@ -195,7 +201,7 @@ class HistoryStreams:
             return tail.record.marker(first=tail.record.offset + 1, expires=0)
 
         async with self.hold(channel):
-            stored = await self._append(channel, decide)
+            stored, _ = await self._append(channel, decide)
             if stored is not None:
                 await self._purge_before(channel, stored.seq)
 
@@ -215,7 +221,7 @@ class HistoryStreams:
             return tail.record.marker() if self._touch_due(channel, tail, meta_ttl) else None
 
         async with self.hold(channel):
-            stored = await self._append(channel, decide, new=new)
+            stored, _ = await self._append(channel, decide, new=new)
         assert stored is not None
         return stored
 
@@ -233,17 +239,19 @@ class HistoryStreams:
         decide: Callable[[Tail | None], Record | None],
         limits: _Limits | None = None,
         new: _Limits | None = None,
-    ) -> Tail | None:
+    ) -> tuple[Tail | None, bytes]:
         """Append ``decide(tail)`` if the tail is still the subject's last message; retry
-        with the new tail if another node appended first. None from ``decide``: no write."""
+        with the new tail if another node appended first. Returns the tail and the bytes
+        stored; None from ``decide``: no write, and b"" for the bytes."""
         for attempt in range(MAX_ATTEMPTS):
             await self._ensure_stream(channel, limits, new)
             tail = self._tails.get(channel) or await self.read_tail(channel)
             record = decide(tail)
             if record is None:
-                return tail
+                return tail, b""
+            data = encode(record)
             try:
-                return await self._store(channel, record, tail)
+                return await self._store(channel, record, data, tail), data
             except nats.js.errors.BadRequestError as exc:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
                     raise
@@ -253,10 +261,11 @@ class HistoryStreams:
             await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
         raise EngineError(f"NATS publish failed: {MAX_ATTEMPTS} attempts lost the race")
 
-    async def _store(self, channel: str, record: Record, tail: Tail | None) -> Tail:
+    async def _store(self, channel: str, record: Record, data: bytes, tail: Tail | None) -> Tail:
+        """Write ``data``, ``record`` encoded, if ``tail`` is still the subject's last."""
         ack = await self._link.jetstream().publish(
             self._names.history(channel),
-            encode(record),
+            data,
             stream=self._names.stream(channel),
             headers={"Nats-Expected-Last-Subject-Sequence": str(0 if tail is None else tail.seq)},
         )
