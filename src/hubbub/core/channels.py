@@ -8,18 +8,14 @@ the way to address direct messages to a user.
 
 from __future__ import annotations
 
+# Defined in the engines' layer (which may not import core), so both split names alike.
+from hubbub.engines.base import NAMESPACE_SEPARATOR as NAMESPACE_SEPARATOR
+from hubbub.engines.base import namespace_of as namespace_of
 from hubbub.typing import UserId
 
-NAMESPACE_SEPARATOR = ":"
 USER_BOUNDARY = "#"
 USER_SEPARATOR = ","
 MAX_CHANNEL_LENGTH = 255
-
-
-def namespace_of(channel: str) -> str | None:
-    """The namespace name, or None for a channel of the default options."""
-    head, sep, _ = channel.partition(NAMESPACE_SEPARATOR)
-    return head if sep else None
 
 
 def allowed_users(channel: str) -> frozenset[UserId] | None:

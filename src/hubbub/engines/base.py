@@ -10,6 +10,11 @@ fails (connection lost, timeout, bad reply). The error is temporary by nature: t
 node answers the client with error 100 "internal server error", ``temporary: true``,
 and an accepted publish is never reported as done when it was not.
 
+Channels of one namespace (``chat`` of ``chat:lobby``) share their options, so an engine
+may keep them together (NATS keeps a history stream per namespace). ``namespace_of``
+says which that is; it lives here, below ``hubbub.core.channels``, so that the engines
+use the same split as core without importing from the layer above them.
+
 Stream semantics (PROTOCOL.md §7.1): with history on, each publication of a channel
 gets the next ``offset`` (first is 1, an empty stream's top is 0) within one ``epoch``,
 a random name of one incarnation of the stream. Offsets are only comparable within an
@@ -27,6 +32,13 @@ from hubbub.protocol.messages import ClientInfo, Publication, StreamPosition
 
 DEFAULT_META_TTL = 30 * 24 * 3600.0
 """How long a stream's epoch and top offset outlive its last use (Centrifugo: 720h)."""
+NAMESPACE_SEPARATOR = ":"
+
+
+def namespace_of(channel: str) -> str | None:
+    """The namespace name, or None for a channel of the default options."""
+    head, sep, _ = channel.partition(NAMESPACE_SEPARATOR)
+    return head if sep else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from nats.js import api
 
 from hubbub.engines.base import DEFAULT_META_TTL, HistoryOptions, new_epoch
 from hubbub.engines.nats.link import WRONG_LAST_SEQUENCE, Link, create_or_read
-from hubbub.engines.nats.names import Names, namespace
+from hubbub.engines.nats.names import Names
 from hubbub.engines.nats.state import (
     MARK,
     PUB,
@@ -124,6 +124,7 @@ class HistoryStreams:
         self._locks = _Locks()
         self._tails: OrderedDict[str, Tail] = OrderedDict()
         self._streams: dict[str, _Limits] = {}
+        """The limits of the streams this node made or read, by stream name."""
         self._chores: set[asyncio.Task[None]] = set()
         """Storage clean-ups that must not delay, or fail, the publish that found them."""
 
@@ -229,7 +230,7 @@ class HistoryStreams:
         """Would the tail expire (the stream's max_age after it was stored) too soon?"""
         if meta_ttl is None:
             return False
-        limits = self._streams.get(namespace(channel))
+        limits = self._streams.get(self._names.stream(channel))
         max_age = DEFAULT_META_TTL if limits is None else limits.max_age_ms / 1000
         return tail.stored + max_age - time.time() < meta_ttl / 2
 
@@ -256,7 +257,7 @@ class HistoryStreams:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
                     raise
             except nats.js.errors.NoStreamResponseError:
-                self._streams.pop(namespace(channel), None)  # deleted under us
+                self._streams.pop(self._names.stream(channel), None)  # deleted under us
             self._tails.pop(channel, None)
             await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
         raise EngineError(f"NATS publish failed: {MAX_ATTEMPTS} attempts lost the race")
@@ -307,7 +308,7 @@ class HistoryStreams:
     ) -> None:
         """The namespace's stream exists, with ``limits`` when given (cached per node);
         one made here without them gets ``new``, by default ``_Limits.unasked()``."""
-        key = namespace(channel)
+        key = self._names.stream(channel)
         known = self._streams.get(key)
         if known is not None and (limits is None or known == limits):
             return

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from hubbub.engines.base import namespace_of
+
 _ESCAPE = re.compile(r"[^A-Za-z0-9-]")
 _TOKEN = re.compile(r"(?:[A-Za-z0-9-]|_[0-9A-F]{2})+")
 
@@ -64,12 +66,6 @@ def last_token(subject: str) -> str:
     """The text of a subject's last token: the channel of a live subject, the client of
     a presence key; ValueError if ``encode_token`` did not make it."""
     return decode_token(subject.rpartition(".")[2])
-
-
-def namespace(channel: str) -> str:
-    """``chat`` of ``chat:lobby``; "" for a channel without a namespace."""
-    head, sep, _ = channel.partition(":")
-    return head if sep else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,4 +114,5 @@ class Names:
 
 
 def _namespace_token(channel: str) -> str:
-    return encode_token(namespace(channel))
+    """The token of ``channel``'s namespace; "_" when it has none (or an empty one)."""
+    return encode_token(namespace_of(channel) or "")
