@@ -12,6 +12,11 @@ one such round, so ``round ms`` is a floor under the p99 publish → deliver lat
 that `hubbub bench fanout` measures for any server on this machine (on loopback the
 sending core also runs the receiver's TCP processing and the ACK). Writes
 ``results/write-floor.json``.
+
+``--steer-receive 1`` (root only) sets receive packet steering on ``lo`` to CPU 1 for
+the run and puts the old mask back after: the receivers' TCP processing then runs on
+their own core, as it would on a second host behind a network card, and the round
+shows what the sending core alone pays. The JSON records the mask that was in force.
 """
 
 from __future__ import annotations
@@ -25,10 +30,29 @@ import selectors
 import socket
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 FRAME = b"x" * 180
 HERE = Path(__file__).resolve().parent
+RPS_MASK = Path("/sys/class/net/lo/queues/rx-0/rps_cpus")
+
+
+@contextlib.contextmanager
+def _steered(cpu: int | None) -> Iterator[str]:
+    """Receive steering of ``lo`` to ``cpu`` (None: as it is); yields the mask in force."""
+    before = RPS_MASK.read_text().strip() if RPS_MASK.exists() else "unknown"
+    if cpu is None:
+        yield before
+        return
+    try:
+        RPS_MASK.write_text(f"{1 << cpu:x}\n")
+    except OSError as exc:
+        raise SystemExit(f"cannot set {RPS_MASK} (root needed): {exc}") from None
+    try:
+        yield RPS_MASK.read_text().strip()
+    finally:
+        RPS_MASK.write_text(f"{before}\n")
 
 
 def _pairs(count: int) -> tuple[list[socket.socket], list[socket.socket]]:
@@ -102,8 +126,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between rounds")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "write-floor.json")
+    parser.add_argument(
+        "--steer-receive", type=int, metavar="CPU", help="steer lo's receive work to CPU"
+    )
     args = parser.parse_args()
-    rows = [measure(int(n), args.rounds, args.gap) for n in args.subscribers.split(",")]
+    with _steered(args.steer_receive) as mask:
+        rows = [measure(int(n), args.rounds, args.gap) for n in args.subscribers.split(",")]
     for row in rows:
         print(
             f"{row['subscribers']:>6} subscribers: one round {row['round_ms_median']:.2f} ms "
@@ -120,6 +148,7 @@ def main() -> None:
                     "python": platform.python_version(),
                 },
                 "frame_bytes": len(FRAME),
+                "lo_rps_cpus": mask,
                 "rows": rows,
             },
             indent=2,
