@@ -43,6 +43,14 @@ def fragmented(*parts: str) -> Action:
     return act
 
 
+def text_frame(payload: bytes) -> Action:
+    async def act(client: Client) -> None:
+        assert isinstance(client, WsClient)
+        await client.ws.send(payload, text=True)  # a text frame, its bytes unchecked
+
+    return act
+
+
 # (name, protobuf, connect first, action, expected close)
 CASES: list[tuple[str, bool, bool, Action, tuple[int, str]]] = [
     ("malformed JSON", False, True, raw("{not json"), BAD_REQUEST),
@@ -72,6 +80,13 @@ CASES: list[tuple[str, bool, bool, Action, tuple[int, str]]] = [
     ("second connect", False, True, command("connect", {}), BAD_REQUEST),
     ("second connect protobuf", True, True, command("connect", {}), BAD_REQUEST),
     ("empty frame", False, True, raw(""), BAD_REQUEST),
+    (
+        "text frame not UTF-8",
+        False,
+        True,
+        text_frame(b'{"id":7,"publish":{"channel":"chat:lobby","data":"\xff\xfe"}}'),
+        BAD_REQUEST,
+    ),
     ("empty frame protobuf", True, True, raw(b""), BAD_REQUEST),
     ("empty channel subscribe", False, True, command("subscribe", {"channel": ""}), BAD_REQUEST),
     (
@@ -100,8 +115,13 @@ CASES: list[tuple[str, bool, bool, Action, tuple[int, str]]] = [
 
 
 # About WebSocket frames: on TCP the first two are half a message (see test_tcp.py), the
-# empty protobuf frame is no bytes at all, and TCP has no fragments.
-WEBSOCKET_ONLY = {"truncated protobuf", "empty frame protobuf", "fragmented message over the limit"}
+# empty protobuf frame is no bytes at all, and TCP has no fragments and no text frames.
+WEBSOCKET_ONLY = {
+    "truncated protobuf",
+    "empty frame protobuf",
+    "fragmented message over the limit",
+    "text frame not UTF-8",
+}
 
 
 @pytest.mark.parametrize(

@@ -97,8 +97,9 @@ class _WebSocketConnection(WSListener):
                     session.close(codes.MESSAGE_TOO_BIG)
                     return
                 payload = frame.get_payload_as_bytes()
-                if msg_type is WSMsgType.TEXT and not is_utf8(payload):
-                    session.close(codes.BAD_REQUEST)  # text frames must be UTF-8
+                # Text frames must be UTF-8; ASCII (most JSON) is answered without a call.
+                if msg_type is WSMsgType.TEXT and not payload.isascii() and not is_utf8(payload):
+                    session.close(codes.BAD_REQUEST)
                     return
                 session.data_received(payload)
             else:
