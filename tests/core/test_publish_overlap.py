@@ -9,7 +9,7 @@ broker that does not pipeline, commands run one at a time as before.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from hubbub.engines.base import HistoryOptions
 from hubbub.engines.memory import MemoryBroker
 from hubbub.protocol.messages import Publication, PublishRequest, StreamPosition
 
-from .fakes import connected, drain, turns
+from .fakes import Client, connected, drain, turns
 
 ROOM = "chat:room"
 
@@ -49,20 +49,39 @@ class HeldBroker(MemoryBroker):
         return await super().history(channel, **kwargs)
 
 
-async def started(broker: HeldBroker, hooks: Hooks | None = None) -> Node:
-    node = Node(chat_settings(), hooks=hooks or Hooks(), broker=broker)
-    await node.start()
-    return node
+StartNode = Callable[..., Awaitable[tuple[Node, HeldBroker]]]
 
 
 @pytest.fixture
-async def pipelining() -> AsyncIterator[tuple[Node, HeldBroker]]:
-    broker = HeldBroker(pipelines=True)
-    node = await started(broker)
-    yield node, broker
-    broker.release.set()
-    await node.shutdown(0)
+async def start_node() -> AsyncIterator[StartNode]:
+    """Start nodes on a HeldBroker; at teardown each broker lets go and its node stops."""
+    started: list[tuple[Node, HeldBroker]] = []
+
+    async def start(*, pipelines: bool, hooks: Hooks | None = None) -> tuple[Node, HeldBroker]:
+        broker = HeldBroker(pipelines)
+        node = Node(chat_settings(), hooks=hooks or Hooks(), broker=broker)
+        await node.start()
+        started.append((node, broker))
+        return node, broker
+
+    yield start
+    for node, broker in started:
+        broker.release.set()
+        await node.shutdown(0)
     await turns()
+
+
+@pytest.fixture
+async def pipelining(start_node: StartNode) -> tuple[Node, HeldBroker]:
+    return await start_node(pipelines=True)
+
+
+async def subscribed(node: Node, broker: HeldBroker) -> Client:
+    """A client subscribed to ROOM; the broker's log starts after its subscribe."""
+    client = await connected(node)
+    await client.call("subscribe", {"channel": ROOM})
+    broker.calls.clear()
+    return client
 
 
 def publish(cid: int, n: int) -> dict[str, Any]:
@@ -73,11 +92,9 @@ async def test_publishes_start_together_and_publish_in_order(
     pipelining: tuple[Node, HeldBroker],
 ) -> None:
     node, broker = pipelining
-    subscriber = await connected(node)
-    await subscriber.call("subscribe", {"channel": ROOM})
+    subscriber = await subscribed(node, broker)
     subscriber.conn.take()
     publisher = await connected(node)
-    broker.calls.clear()  # the subscribe's own broker calls
     publisher.feed(publish(2, 1), publish(3, 2), publish(4, 3))
     await turns(5)
     # all three reached the broker although none has finished
@@ -95,9 +112,7 @@ async def test_other_commands_wait_for_the_publishes_in_flight(
     pipelining: tuple[Node, HeldBroker],
 ) -> None:
     node, broker = pipelining
-    publisher = await connected(node)
-    await publisher.call("subscribe", {"channel": ROOM})
-    broker.calls.clear()  # the subscribe's own broker calls
+    publisher = await subscribed(node, broker)
     publisher.feed(
         publish(3, 1), publish(4, 2), {"id": 5, "history": {"channel": ROOM, "limit": 10}}
     )
@@ -111,7 +126,7 @@ async def test_other_commands_wait_for_the_publishes_in_flight(
     assert [bytes(p.data) for p in history.publications] == [b'{"n":1}', b'{"n":2}']
 
 
-async def test_a_publish_hook_keeps_publishes_one_at_a_time() -> None:
+async def test_a_publish_hook_keeps_publishes_one_at_a_time(start_node: StartNode) -> None:
     hooks = Hooks()
 
     async def on_publish(ctx: ClientContext, channel: str, req: PublishRequest) -> Allow:
@@ -119,32 +134,24 @@ async def test_a_publish_hook_keeps_publishes_one_at_a_time() -> None:
         return Allow()
 
     hooks.on_publish = on_publish
-    broker = HeldBroker(pipelines=True)
-    node = await started(broker, hooks)
-    try:
-        publisher = await connected(node)
-        publisher.feed(publish(2, 1), publish(3, 2))
-        await turns(8)
-        assert broker.calls == ['publish {"n":1}']
-        broker.release.set()
-        await drain(publisher.session)
-        assert [r.id for r in publisher.conn.replies()] == [2, 3]
-    finally:
-        broker.release.set()
-        await node.shutdown(0)
+    node, broker = await start_node(pipelines=True, hooks=hooks)
+    publisher = await connected(node)
+    publisher.feed(publish(2, 1), publish(3, 2))
+    await turns(8)
+    assert broker.calls == ['publish {"n":1}']
+    broker.release.set()
+    await drain(publisher.session)
+    assert [r.id for r in publisher.conn.replies()] == [2, 3]
 
 
-async def test_a_broker_that_does_not_pipeline_gets_one_publish_at_a_time() -> None:
-    broker = HeldBroker(pipelines=False)
-    node = await started(broker)
-    try:
-        publisher = await connected(node)
-        publisher.feed(publish(2, 1), publish(3, 2))
-        await turns(8)
-        assert broker.calls == ['publish {"n":1}']
-    finally:
-        broker.release.set()
-        await node.shutdown(0)
+async def test_a_broker_that_does_not_pipeline_gets_one_publish_at_a_time(
+    start_node: StartNode,
+) -> None:
+    node, broker = await start_node(pipelines=False)
+    publisher = await connected(node)
+    publisher.feed(publish(2, 1), publish(3, 2))
+    await turns(8)
+    assert broker.calls == ['publish {"n":1}']
 
 
 async def test_closing_cancels_the_publishes_in_flight(

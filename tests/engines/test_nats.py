@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import nats
 import pytest
 from conformance.case_nats import ScratchBroker, ScratchPresenceStore, scratch_url, unavailable
-from conftest import eventually
+from conftest import eventually, free_port
 from enginekit import Recorder, client, numbers, offsets, pub
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,6 +38,9 @@ from hubbub.engines.nats import (
 from hubbub.engines.registry import create_broker
 from hubbub.errors import EngineError
 from hubbub.protocol.messages import StreamPosition
+
+if TYPE_CHECKING:
+    from .conftest import StartBroker
 
 BOUND = 10.0
 """Seconds any wait in these tests may take before it fails."""
@@ -337,19 +339,16 @@ def url() -> str:
 
 
 @pytest.fixture
-async def brokers(url: str) -> AsyncIterator[Callable[[], Awaitable[tuple[NatsBroker, Recorder]]]]:
+def brokers(
+    url: str, start_broker: StartBroker
+) -> Callable[[], Awaitable[tuple[NatsBroker, Recorder]]]:
     """Started brokers sharing one prefix, each with its own recorder; closed after."""
-    started: list[NatsBroker] = []
 
     async def start() -> tuple[NatsBroker, Recorder]:
-        broker, events = ScratchBroker.from_url(url), Recorder()
-        await broker.start(events)
-        started.append(broker)
-        return broker, events
+        events = Recorder()
+        return await start_broker(ScratchBroker.from_url(url), events), events
 
-    yield start
-    for broker in started:
-        await broker.close()
+    return start
 
 
 @pytest.fixture
@@ -665,10 +664,7 @@ async def test_drop_prefix_deletes_streams_and_bucket(url: str, jetstream: Any) 
 
 async def test_start_fails_fast_without_a_server() -> None:
     """Starting against a port where nothing listens is an EngineError within the timeout."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    broker = NatsBroker.from_url(f"nats://127.0.0.1:{port}?timeout=0.5")
+    broker = NatsBroker.from_url(f"nats://127.0.0.1:{free_port()}?timeout=0.5")
     with pytest.raises(EngineError, match="connect"):
         await asyncio.wait_for(broker.start(Recorder()), BOUND)
     with pytest.raises(EngineError):

@@ -10,17 +10,17 @@ deleted afterwards: the Redis is shared, so nothing here flushes or restarts it.
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
 import redis
 from conformance.case_redis import URL, scratch_prefix, unavailable
-from conftest import eventually
+from conftest import eventually, free_port
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
 from msgspec import Raw
+from redis.asyncio.connection import AbstractConnection
 
 from hubbub.engines.base import HistoryOptions
 from hubbub.engines.redis import (
@@ -35,6 +35,9 @@ from hubbub.engines.redis.cluster import SlotMap
 from hubbub.engines.registry import create_broker, create_presence
 from hubbub.errors import EngineError
 from hubbub.protocol.messages import ClientInfo, Publication
+
+if TYPE_CHECKING:
+    from .conftest import StartBroker
 
 BOUND = 10.0
 """Seconds any wait for Redis (an expiry, a delivery) may take before the test fails."""
@@ -61,19 +64,14 @@ BrokerFactory = Callable[..., Awaitable[RedisBroker]]
 
 
 @pytest.fixture
-async def make_broker(prefix: str) -> AsyncIterator[BrokerFactory]:
+def make_broker(prefix: str, start_broker: StartBroker) -> BrokerFactory:
     """Start brokers on the shared prefix with extra URL options; closed at teardown."""
-    brokers: list[RedisBroker] = []
 
-    async def make(query: str = "", handler: Recorder | None = None) -> RedisBroker:
-        broker = RedisBroker.from_url(f"{URL}?prefix={prefix}{'&' if query else ''}{query}")
-        await broker.start(handler if handler is not None else Recorder())
-        brokers.append(broker)
-        return broker
+    def make(query: str = "", handler: Recorder | None = None) -> Awaitable[RedisBroker]:
+        url = f"{URL}?prefix={prefix}{'&' if query else ''}{query}"
+        return start_broker(RedisBroker.from_url(url), handler)
 
-    yield make
-    for broker in brokers:
-        await broker.close()
+    return make
 
 
 def pubsub_clients(r: redis.Redis, prefix: str) -> list[dict[str, Any]]:
@@ -81,11 +79,17 @@ def pubsub_clients(r: redis.Redis, prefix: str) -> list[dict[str, Any]]:
     return [c for c in r.client_list() if c["name"] == f"{prefix}:pubsub"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def record_sent_frames(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every frame redis-py sends from now until the test ends, in order."""
+    sent: list[bytes] = []
+    original = AbstractConnection.send_packed_command
+
+    async def record(self: Any, command: Any, check_health: bool = True) -> None:
+        sent.append(b"".join(command) if isinstance(command, list) else command)
+        await original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", record)
+    return sent
 
 
 # ----------------------------------------------------------------------------- options
@@ -306,17 +310,8 @@ async def test_concurrent_subscribes_go_out_as_one_command(
     make_broker: BrokerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Subscribes asked for in the same loop turn share one SUBSCRIBE (and one wait)."""
-    from redis.asyncio.connection import AbstractConnection
-
     broker = await make_broker()
-    sent: list[bytes] = []
-    original = AbstractConnection.send_packed_command
-
-    async def record(self: Any, command: Any, check_health: bool = True) -> None:
-        sent.append(b"".join(command) if isinstance(command, list) else command)
-        await original(self, command, check_health)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", record)
+    sent = record_sent_frames(monkeypatch)
     await asyncio.gather(*(broker.subscribe([f"chat:{n}"]) for n in range(200)))
     assert sum(frame.count(b"\r\nSUBSCRIBE\r\n") for frame in sent) == 1
     await asyncio.gather(*(broker.unsubscribe([f"chat:{n}"]) for n in range(200)))
@@ -503,18 +498,10 @@ async def test_cluster_mode_groups_a_batch_by_slot(
     make_broker: BrokerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One SSUBSCRIBE per hash slot: Redis Cluster refuses channels of several slots."""
-    from redis.asyncio.connection import AbstractConnection
     from redis.crc import key_slot
 
     broker = await make_broker("cluster=true")
-    sent: list[bytes] = []
-    original = AbstractConnection.send_packed_command
-
-    async def record(self: Any, command: Any, check_health: bool = True) -> None:
-        sent.append(b"".join(command) if isinstance(command, list) else command)
-        await original(self, command, check_health)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", record)
+    sent = record_sent_frames(monkeypatch)
     channels = [f"chat:{n}" for n in range(30)]
     await broker.subscribe(channels)
     slots = {key_slot(KeyNames(broker.options.prefix).pubsub(ch)) for ch in channels}

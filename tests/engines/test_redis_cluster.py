@@ -15,21 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
 from conformance.case_redis import SettledBroker
 from conformance.test_broker import *  # noqa: F403 -- collected again, on the cluster
 from conformance.test_presence import *  # noqa: F403
-from conftest import eventually
+from conftest import eventually, free_port
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
 from redis.backoff import EqualJitterBackoff
 from redis.crc import key_slot
@@ -37,6 +36,9 @@ from redis.crc import key_slot
 from hubbub.engines.base import Broker, HistoryOptions, PresenceStore
 from hubbub.engines.redis import KeyNames, RedisBroker, RedisOptions, RedisPresenceStore
 from hubbub.protocol.messages import StreamPosition
+
+if TYPE_CHECKING:
+    from .conftest import StartBroker
 
 BOUND = 15.0
 """Seconds a cluster start, a delivery or a failover may take before the test fails."""
@@ -46,13 +48,6 @@ FAST = EqualJitterBackoff(cap=0.2, base=0.02)
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="no redis-server binary to start a cluster"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_until(check: Callable[[], bool], what: str) -> None:
@@ -211,20 +206,14 @@ BrokerFactory = Callable[..., Awaitable[RedisBroker]]
 
 
 @pytest.fixture
-async def make_broker(prefix: str) -> AsyncIterator[BrokerFactory]:
+def make_broker(prefix: str, start_broker: StartBroker) -> BrokerFactory:
     """Start brokers on a cluster, sharing ``prefix``; closed at teardown."""
-    brokers: list[RedisBroker] = []
 
-    async def make(on: LocalCluster, handler: Recorder | None = None) -> RedisBroker:
+    def make(on: LocalCluster, handler: Recorder | None = None) -> Awaitable[RedisBroker]:
         options = RedisOptions.from_url(on.url(f"prefix={prefix}"))
-        broker = RedisBroker(options, backoff=FAST)
-        await broker.start(handler if handler is not None else Recorder())
-        brokers.append(broker)
-        return broker
+        return start_broker(RedisBroker(options, backoff=FAST), handler)
 
-    yield make
-    for broker in brokers:
-        await broker.close()
+    return make
 
 
 def channels_on(on: LocalCluster, prefix: str, node: int, count: int) -> list[str]:
@@ -252,11 +241,11 @@ def channel() -> str:
 
 
 @pytest.fixture
-async def broker(cluster: LocalCluster, events: Recorder, prefix: str) -> AsyncIterator[Broker]:
+async def broker(
+    cluster: LocalCluster, events: Recorder, prefix: str, start_broker: StartBroker
+) -> Broker:
     engine = SettledBroker(RedisBroker.from_url(cluster.url(f"prefix={prefix}")))
-    await engine.start(events)
-    yield engine
-    await engine.close()
+    return await start_broker(engine, events)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -24,6 +25,9 @@ from hubbub.engines.redis.pipeline import OrderedPipeline
 from hubbub.engines.redis.scripts import Script
 from hubbub.errors import EngineError
 
+if TYPE_CHECKING:
+    from .conftest import StartBroker
+
 _REASON = unavailable()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
 HISTORY = HistoryOptions(size=1000, ttl=60.0, meta_ttl=600.0)
@@ -36,12 +40,9 @@ def prefix() -> Iterator[str]:
 
 
 @pytest.fixture
-async def broker(prefix: str) -> AsyncIterator[tuple[RedisBroker, Recorder]]:
+async def broker(prefix: str, start_broker: StartBroker) -> tuple[RedisBroker, Recorder]:
     events = Recorder()
-    broker = RedisBroker.from_url(f"{URL}?prefix={prefix}")
-    await broker.start(events)
-    yield broker, events
-    await broker.close()
+    return await start_broker(RedisBroker.from_url(f"{URL}?prefix={prefix}"), events), events
 
 
 @pytest.fixture
