@@ -19,8 +19,12 @@ $PY benchmarks/compare.py connect --name engines-connect --baseline hubbub \
     --targets hubbub,hubbub-history,hubbub-presence
 
 $PY benchmarks/multinode.py
-$PY benchmarks/compare.py fanout --name fanout-100subs --targets hubbub,picows -- --subscribers 100
+$PY benchmarks/compare.py fanout --name fanout-100subs --targets hubbub,picows -- \
+    --subscribers 100 --max-steps 18
 $PY benchmarks/write_floor.py --subscribers 10,100,300,1000 --rounds 40
+# The same with the receivers' TCP work steered to their own core (root only).
+$PY benchmarks/write_floor.py --subscribers 10,100,300,1000 --rounds 40 --steer-receive 1 \
+    --out benchmarks/results/write-floor-steered.json || echo "steered write floor skipped"
 for mode in dispatch rpc rpc16 fanout; do $PY benchmarks/instructions.py "$mode"; done
 
 $PY benchmarks/pyspy_profile.py fanout --name fanout-1000subs-20pubs --seconds 10 -- \
