@@ -31,18 +31,24 @@ from hubbub.client.events import (
     ClientInfo,
     ErrorEvent,
     HistoryPage,
+    JoinEvent,
+    LeaveEvent,
     Position,
     PresenceStats,
     PublicationEvent,
     ServerMessage,
+    SubscribedEvent,
+    UnsubscribedEvent,
     encode_payload,
 )
+from hubbub.client.server_subs import ServerSubscriptions
 from hubbub.client.state import (
     CLIENT_TRANSITIONS,
     ClientState,
     ClientStateChanged,
     ClientTrigger,
     LocalCode,
+    SubscriptionState,
 )
 from hubbub.client.stateful import Stateful, deadline
 from hubbub.client.subscription import Subscription, SubscriptionOptions
@@ -157,6 +163,9 @@ class Client(Stateful[ClientState, ClientTrigger]):
         self._refresh: asyncio.TimerHandle | None = None
         self._client_id = ""
         self._subs: dict[str, Subscription] = {}
+        self._server_subs = ServerSubscriptions(self._runner)
+        self._held_pushes: list[Push] | None = None
+        """Pushes that came after the connect reply, before the client applied it."""
         self._on_message = Callbacks[ServerMessage](self._runner)
         self._on_error = Callbacks[ErrorEvent](self._runner)
 
@@ -179,6 +188,11 @@ class Client(Stateful[ClientState, ClientTrigger]):
     def subscriptions(self) -> dict[str, Subscription]:
         return dict(self._subs)
 
+    @property
+    def server_subscriptions(self) -> dict[str, Position]:
+        """The server-side subscriptions, by channel, at their last delivered position."""
+        return self._server_subs.positions()
+
     # ----------------------------------------------------------------- callbacks
 
     def on_message(self, handler: Handler[ServerMessage]) -> Callable[[], None]:
@@ -188,6 +202,27 @@ class Client(Stateful[ClientState, ClientTrigger]):
     def on_error(self, handler: Handler[ErrorEvent]) -> Callable[[], None]:
         """Failures no call waits for (e.g. a token refresh that failed)."""
         return self._on_error.add(handler)
+
+    # Server-side subscriptions: channels the server subscribed this client to (at
+    # connect, from its credentials, or later). Their events name their channel.
+
+    def on_server_publication(self, handler: Handler[PublicationEvent]) -> Callable[[], None]:
+        """Publications of server-side subscriptions, recovered ones first after a reconnect."""
+        return self._server_subs.on_publication.add(handler)
+
+    def on_server_join(self, handler: Handler[JoinEvent]) -> Callable[[], None]:
+        return self._server_subs.on_join.add(handler)
+
+    def on_server_leave(self, handler: Handler[LeaveEvent]) -> Callable[[], None]:
+        return self._server_subs.on_leave.add(handler)
+
+    def on_server_subscribed(self, handler: Handler[SubscribedEvent]) -> Callable[[], None]:
+        """A server-side subscription began, or came back on reconnect (see ``event.gap``)."""
+        return self._server_subs.on_subscribed.add(handler)
+
+    def on_server_unsubscribed(self, handler: Handler[UnsubscribedEvent]) -> Callable[[], None]:
+        """A server-side subscription ended: by the server, or by the client closing."""
+        return self._server_subs.on_unsubscribed.add(handler)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -238,6 +273,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
         closed = ClientClosedError("disconnect() was called")
         for sub in list(self._subs.values()):
             sub._client_closed(closed)
+        self._server_subs.end(closed.code, str(closed))
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -446,12 +482,29 @@ class Client(Stateful[ClientState, ClientTrigger]):
         super()._on_transition(event)
 
     def _on_push(self, push: Push) -> None:
+        if self._held_pushes is not None:
+            self._held_pushes.append(push)
+            return
         if push.message is not None:
             self._on_message.emit(ServerMessage(bytes(push.message.data)))
             return
-        sub = self._subs.get(push.channel)
-        if sub is not None:
+        channel = push.channel
+        sub = self._subs.get(channel)
+        server_side = push.subscribe is not None or channel in self._server_subs
+        # The server holds one subscription per channel and connection. A Subscription
+        # that is subscribed gets its channel's events; one that is not would drop them,
+        # so a server-side subscription of the same channel takes them instead.
+        if sub is None or (server_side and sub.state is not SubscriptionState.SUBSCRIBED):
+            self._server_subs.on_push(push)
+        else:
             sub._on_push(push)
+            self._server_subs.follow(push)
+
+    def _release_pushes(self) -> None:
+        """Handle the pushes held back while the connect result was not applied yet."""
+        held, self._held_pushes = self._held_pushes, None
+        for push in held or ():
+            self._on_push(push)
 
     # ------------------------------------------------------------ connect loop
 
@@ -500,6 +553,10 @@ class Client(Stateful[ClientState, ClientTrigger]):
     async def _attempt(self) -> tuple[Connection, ConnectResult]:
         """One connect attempt: transport, then the connect command, within the timeout."""
         conn: Connection | None = None
+        # The connect reply resolves a future, and the pushes right behind it (a
+        # server-side subscription's publications) would be handled before the result
+        # is: hold them until _serve has applied it.
+        self._held_pushes = []
         try:
             async with asyncio.timeout(self.timeout):
                 if not self._token and self._get_token is not None:
@@ -514,6 +571,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
                 )
                 reply = await conn.call(Command(connect=self._connect_request()), None)
         except BaseException:
+            self._held_pushes = None
             if conn is not None:
                 conn.abort()
             raise
@@ -528,6 +586,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
             data=self._data,
             name=self.name,
             version=self.version,
+            subs=self._server_subs.recovery_requests(),
         )
 
     async def _serve(self, conn: Connection, result: ConnectResult) -> Closed | None:
@@ -538,6 +597,8 @@ class Client(Stateful[ClientState, ClientTrigger]):
         if result.expires:
             self._schedule_refresh(conn, result.ttl)
         self._machine.fire(_Trigger.CONNECTED)
+        self._server_subs.connected(result.subs)
+        self._release_pushes()
         for sub in list(self._subs.values()):
             sub._client_ready(conn)
         end = await conn.closed
@@ -553,6 +614,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
             self._token = ""
             for sub in self._subs.values():
                 sub._forget_position()
+            self._server_subs.forget_positions()
         self._machine.fire(_Trigger.LOST, code=end.code, reason=end.reason, error=end.error)
         for sub in list(self._subs.values()):
             sub._connection_lost()
@@ -587,6 +649,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
             ended.__cause__ = error
         for sub in list(self._subs.values()):
             sub._client_closed(ended)
+        self._server_subs.end(ended.code, str(ended))
 
     # ------------------------------------------------------------ token refresh
 
