@@ -9,7 +9,8 @@
 
 Modules, from the bottom up: ``backoff`` (reconnect delays), ``state`` (the transition
 tables), ``protocol`` (sans-I/O framing), ``transport`` (WebSocket and TCP),
-``connection`` (one live connection), ``subscription``, ``client``, ``pool``.
+``connection`` (one live connection), ``subscription``, ``server_subs`` (channels the
+server subscribed the client to), ``client``, ``pool``.
 Errors are in :mod:`hubbub.errors` (``ClientError`` and its subclasses, ``ReplyError``).
 
 The client logs through the standard ``logging`` module (loggers under

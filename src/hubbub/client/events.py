@@ -93,7 +93,7 @@ class LeaveEvent:
 
 @dataclass(frozen=True, slots=True)
 class SubscribedEvent:
-    """The server accepted a subscribe, the first one or a resubscribe."""
+    """The server accepted a subscribe (the first or a resubscribe), or subscribed us itself."""
 
     channel: str
     recoverable: bool
