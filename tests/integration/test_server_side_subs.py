@@ -21,6 +21,7 @@ from centrifuge import (
 from conftest import UNIT, chat_settings, eventually, ws_url
 from core.fakes import Gate
 
+from hubbub.core.channels import MAX_CHANNEL_LENGTH
 from hubbub.core.hooks import ClientContext, Credentials, Hooks
 from hubbub.core.node import Node
 from hubbub.protocol import codes
@@ -104,8 +105,9 @@ async def publish_n(node: Node, channel: str, first: int, last: int) -> None:
 async def test_connect_result_lists_the_server_side_subscriptions(
     server: Server, hook: ConnectHook, clients: Any, protobuf: bool
 ) -> None:
-    """ConnectResult.subs has each granted channel, positioned per namespace; unknown ones not."""
-    hook.channels = (LOBBY, NEWS, "nope:x")
+    """ConnectResult.subs has each granted channel, positioned per namespace; unknown,
+    malformed and empty ones are left out and the connection stands."""
+    hook.channels = (LOBBY, NEWS, "nope:x", "", "chat:" + "x" * MAX_CHANNEL_LENGTH)
     await publish_n(server.node, LOBBY, 1, 2)
     top = await top_of(server.node, LOBBY)
     client = await clients(protobuf)

@@ -11,6 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from hubbub.config import ChannelOptions
 from hubbub.core.channels import allowed_users, is_valid_name
 from hubbub.core.fanout import fits
@@ -49,6 +51,8 @@ from hubbub.protocol.messages import (
     raw,
 )
 from hubbub.protocol.recovery import REJECT_UNRECOVERED_FLAG, recover
+
+_log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from hubbub.core.node import Node
@@ -166,10 +170,16 @@ class Handlers:
         for channel in channels:
             sub_req = req.subs.get(channel, SubscribeRequest(channel=channel))
             sub_req.channel = channel
+            # A channel the application granted but no client could have (empty,
+            # malformed, an unknown namespace) is left out; the connection is not.
+            if not channel:
+                _log.warning("server-side channel skipped", channel=channel, error="empty")
+                continue
             try:
                 options = self._options(channel)
                 results[channel] = await self._establish(session, channel, sub_req, options, b"")
-            except ReplyError:
+            except ReplyError as exc:
+                _log.warning("server-side channel skipped", channel=channel, error=exc.message)
                 continue
         return results
 
