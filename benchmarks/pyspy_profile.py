@@ -34,6 +34,8 @@ from compare import (  # noqa: E402 - after the path tweak, compare is a sibling
     wait_for_port,
 )
 
+from hubbub.bench.system import git_revision  # noqa: E402
+
 _LINE = re.compile(r":\d+\)$")
 
 
@@ -125,7 +127,8 @@ def main() -> None:
             check=False, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         header = (
-            f"py-spy record of `hubbub serve` ({ns.config}{', echo RPC' if ns.rpc else ''}) "
+            f"py-spy record of `hubbub serve` ({ns.config}{', echo RPC' if ns.rpc else ''}, "
+            f"git {git_revision() or 'unknown'}) "
             f"for {ns.seconds:g} s under:\n  python -m hubbub.bench {ns.scenario} "
             + " ".join(bench_args)
             + "\n\n"
