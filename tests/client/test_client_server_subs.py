@@ -24,10 +24,9 @@ from hubbub.client import (
 )
 from hubbub.client.server_subs import NOT_RESUBSCRIBED
 from hubbub.core.hooks import ClientContext, Credentials
-from hubbub.core.session import Subscription as ServerSubscription
 from hubbub.protocol import codes
 from hubbub.protocol.codes import Disconnect
-from hubbub.protocol.messages import ConnectRequest, Push, Reply, Subscribe
+from hubbub.protocol.messages import ConnectRequest
 from hubbub.server import Server
 
 CHANNEL = "chat:inbox"
@@ -279,30 +278,17 @@ async def test_refused_subscription_to_a_server_side_channel_keeps_its_events(
     await client.disconnect()
 
 
-async def _subscribe_from_server(server: Server, client_id: str, channel: str) -> None:
-    """What a server-side subscribe after connect does: join the hub, then a Subscribe push.
-
-    The node has no call for it yet, so the test does the node's steps itself.
-    """
-    node = server.node
-    session = node.sessions[client_id]
-    sub = ServerSubscription(channel=channel, pending=None)
-    session.subscriptions[channel] = sub
-    await node.add_subscriber(session, sub)
-    _, top = await node.broker.history(channel, since=None, limit=0, reverse=False)
-    added = Subscribe(recoverable=True, positioned=True, offset=top.offset, epoch=top.epoch)
-    session.push(session.codec.encode(Reply(push=Push(channel=channel, subscribe=added))))
-
-
 async def test_subscribe_push_adds_one_after_connect(start_server: ServerFactory) -> None:
     """A subscribe push adds a server-side subscription; a reconnect without it ends it."""
     server = await _start(start_server)
     client, seen = await _connected(server)
     await _publish(server, "chat:later", range(2))
-    await _subscribe_from_server(server, client.client_id, "chat:later")
+    node = server.node
+    assert node.subscribe(node.sessions[client.client_id], "chat:later", data=b'{"room":1}')
     await until(lambda: len(seen.subscribed) == 2)
     added = seen.subscribed[1]
     assert (added.channel, added.offset, added.was_recovering) == ("chat:later", 2, False)
+    assert added.data == b'{"room":1}'
     assert set(client.server_subscriptions) == {CHANNEL, "chat:later"}
     await _publish(server, "chat:later", range(2, 4))
     await until(lambda: len(seen.publications) == 2)

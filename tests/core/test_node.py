@@ -235,6 +235,73 @@ async def test_server_unsubscribe_with_a_resubscribe_code(node: Node) -> None:
     assert push["push"]["unsubscribe"] == {"code": 2500, "reason": "insufficient state"}
 
 
+async def test_server_subscribe_pushes_the_position_then_publications(node: Node) -> None:
+    """Node.subscribe: a Subscribe push with the stream's position and the data, then the
+    channel's publications; the session holds the subscription like its own."""
+    for i in range(2):
+        await node.publish(ROOM, b'{"n":%d}' % i)
+    client = await connected(node)
+    client.conn.take()
+    assert node.subscribe(client.session, ROOM, data=b'{"why":"invited"}')
+    await drain(client.session)
+    (push,) = client.conn.messages()
+    added = push["push"]["subscribe"]
+    assert push["push"]["channel"] == ROOM
+    assert (added["recoverable"], added["positioned"], added["offset"]) == (True, True, 2)
+    assert added["epoch"] and added["data"] == {"why": "invited"}
+    assert ROOM in client.session.subscriptions and node.hub.subscribers(ROOM) == 1
+    await node.publish(ROOM, b'{"n":2}')
+    await drain(client.session)
+    assert pubs_of(client.conn.take(), ROOM) == [3]
+
+
+async def test_server_subscribe_runs_after_the_clients_queued_commands(node: Node) -> None:
+    """It takes its turn behind what the client already sent: here the client's own
+    subscribe to the channel, so the server's finds it subscribed and sends nothing."""
+    client = await connected(node)
+    client.conn.take()
+    client.feed({"id": 5, "subscribe": {"channel": ROOM}})
+    assert node.subscribe(client.session, ROOM)
+    await drain(client.session)
+    (reply,) = client.conn.replies()
+    assert reply.id == 5 and reply.subscribe is not None
+    assert node.hub.subscribers(ROOM) == 1
+
+
+async def test_server_subscribe_refuses_what_no_client_may_have(node: Node) -> None:
+    """A bad channel fails at once; a client not connected (yet, or any more) gets False."""
+    client = await connected(node)
+    with pytest.raises(ReplyError) as empty:
+        node.subscribe(client.session, "")
+    with pytest.raises(ReplyError) as unknown:
+        node.subscribe(client.session, "nope:x")
+    assert (empty.value.code, unknown.value.code) == (107, 102)
+    assert not node.subscribe(Client(node).session, ROOM)
+    client.session.close(codes.FORCE_DISCONNECT)
+    assert not node.subscribe(client.session, ROOM)
+    await turns(5)
+    assert node.hub.subscribers(ROOM) == 0
+
+
+async def test_server_subscribe_stops_when_the_session_closes_midway() -> None:
+    """Closing while the broker subscription is in flight cancels it like a command:
+    no Subscribe push, no subscriber left."""
+    gate = Gate()
+    node = Node(chat_settings(), broker=_GatedSubscribe(gate))
+    await node.start()
+    client = await connected(node)
+    client.conn.take()
+    assert node.subscribe(client.session, ROOM)
+    await gate.reached.wait()
+    client.session.close(codes.FORCE_DISCONNECT)
+    gate.opened.set()
+    await turns(5)
+    assert node.hub.subscribers(ROOM) == 0
+    assert client.session.subscriptions == {}
+    assert not [r for r in client.conn.replies() if r.push is not None]
+    await node.shutdown(0)
+
+
 async def test_shutdown_closes_every_session_with_3001(node: Node) -> None:
     """Shutdown tells every client, connected or not, to come back later."""
     clients = [await connected(node), Client(node)]

@@ -19,7 +19,7 @@ from hubbub.core.fanout import fits
 from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny
 from hubbub.core.session import Session, Subscription
 from hubbub.engines.base import HistoryOptions
-from hubbub.errors import ProtocolError, ReplyError
+from hubbub.errors import EngineError, ProtocolError, ReplyError
 from hubbub.protocol import codes
 from hubbub.protocol.codes import Disconnect, ErrorCode
 from hubbub.protocol.messages import (
@@ -36,14 +36,17 @@ from hubbub.protocol.messages import (
     Publication,
     PublishRequest,
     PublishResult,
+    Push,
     RefreshRequest,
     RefreshResult,
+    Reply,
     RPCRequest,
     RPCResult,
     SendRequest,
     StreamPosition,
     SubRefreshRequest,
     SubRefreshResult,
+    Subscribe,
     SubscribeRequest,
     SubscribeResult,
     UnsubscribeRequest,
@@ -51,6 +54,7 @@ from hubbub.protocol.messages import (
     raw,
 )
 from hubbub.protocol.recovery import REJECT_UNRECOVERED_FLAG, recover
+from hubbub.protocol.state import State
 
 _log = structlog.get_logger(__name__)
 
@@ -182,6 +186,29 @@ class Handlers:
                 _log.warning("server-side channel skipped", channel=channel, error=exc.message)
                 continue
         return results
+
+    async def server_subscribe(self, session: Session, channel: str, data: bytes) -> None:
+        """Subscribe ``session`` from the server side after connect: a Subscribe push with
+        the position, then what was published meanwhile. Runs in the session's turn."""
+        if session.state is not State.CONNECTED or channel in session.subscriptions:
+            return  # closing, or subscribed already (by itself or by the server)
+        options = self._options(channel)
+        try:
+            result = await self._establish(
+                session, channel, SubscribeRequest(channel=channel), options, b""
+            )
+        except EngineError as exc:
+            _log.warning("server-side subscribe failed", channel=channel, error=str(exc))
+            return
+        added = Subscribe(
+            recoverable=result.recoverable,
+            epoch=result.epoch,
+            offset=result.offset,
+            positioned=result.positioned,
+            data=raw(data),
+        )
+        session.push(session.codec.encode(Reply(push=Push(channel=channel, subscribe=added))))
+        self.node.release_pending(session, channel, result)
 
     # ------------------------------------------------------------------ subscribe
 

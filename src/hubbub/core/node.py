@@ -16,6 +16,7 @@ import structlog
 from hubbub.codecs.base import Codec
 from hubbub.codecs.registry import CodecRegistry, default_registry
 from hubbub.config import ChannelOptions, Settings
+from hubbub.core.channels import is_valid_name
 from hubbub.core.fanout import Flusher, Hub, push_item
 from hubbub.core.handlers import Handlers, history_options
 from hubbub.core.heartbeat import TimerWheel
@@ -38,6 +39,7 @@ from hubbub.protocol.messages import (
     Unsubscribe,
     raw,
 )
+from hubbub.protocol.state import State
 
 _log = structlog.get_logger(__name__)
 
@@ -291,6 +293,31 @@ class Node:
                         )
                     except Exception:
                         _log.warning("presence refresh failed", channel=channel)
+
+    def subscribe(self, session: Session, channel: str, *, data: bytes = b"") -> bool:
+        """Subscribe a connected client to ``channel`` from the server side: a Subscribe
+        push with the stream position, then the channel's publications (a user added to
+        a room gets it on every connection without asking).
+
+        It is queued with the client's own commands and runs in their order; nothing
+        happens when the client is subscribed already. The client's permissions and
+        the subscribe hook are not consulted: the server decides.
+
+        Returns:
+            False when the client is not connected (or has closed).
+
+        Raises:
+            ReplyError: at once, for a channel no client may have (empty or over-long
+                name, unknown namespace).
+        """
+        if not is_valid_name(channel):
+            raise ReplyError(ErrorCode.BAD_REQUEST)
+        if self.settings.channels.options_for(channel) is None:
+            raise ReplyError(ErrorCode.UNKNOWN_CHANNEL)
+        if session.state is not State.CONNECTED:
+            return False
+        handlers = self.handlers
+        return session.run_in_turn(lambda s: handlers.server_subscribe(s, channel, data))
 
     def unsubscribe(
         self, session: Session, channel: str, code: UnsubscribeCode = UnsubscribeCode.SERVER

@@ -15,7 +15,7 @@ import contextlib
 import sys
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -51,6 +51,10 @@ _TEMPORARY_FAILURE = Error(
     code=int(ErrorCode.INTERNAL), message="internal server error", temporary=True
 )
 _log = structlog.get_logger(__name__)
+
+ServerAction = Callable[["Session"], Awaitable[None]]
+"""Work the server does on a session's behalf (a server-side subscribe), queued with the
+client's commands so that it runs in their order and stops when the session closes."""
 
 if sys.version_info >= (3, 12):
 
@@ -153,7 +157,7 @@ class Session:
         self.ponged = True
         self._queue: list[bytes] = []
         self._queued_bytes = 0
-        self._inbox: list[Command] = []  # a deque would cost 760 bytes per connection
+        self._inbox: list[Command | ServerAction] = []  # a deque: 760 bytes per connection
         self._worker: asyncio.Task[None] | None = None
         self._backlog = 0  # what the transport still held after the last flush
         self._limit = node.settings.client.write_buffer_bytes
@@ -209,6 +213,21 @@ class Session:
             if not worker.done():  # finished eagerly: its ``finally`` already let go
                 self._worker = worker
 
+    def run_in_turn(self, action: ServerAction) -> bool:
+        """Queue ``action`` behind the commands already received; False when closed.
+
+        It runs in the session's worker like a command: one at a time with them, and
+        cancelled (``close``) when the session closes before or while it runs.
+        """
+        if self.state is _CLOSED:
+            return False
+        self._inbox.append(action)
+        if self._worker is None:
+            worker = _start(self.node.loop, self._drain_inbox())
+            if not worker.done():
+                self._worker = worker
+        return True
+
     def _on_pong(self) -> None:
         self.node.metrics.command("pong")
         if not self._move(Event.PONG):
@@ -229,6 +248,14 @@ class Session:
                 for command in batch:
                     if self.state is _CLOSED:
                         break
+                    if not isinstance(command, Command):  # the server's own work
+                        if in_flight:
+                            await _all_done(in_flight)
+                        try:
+                            await command(self)
+                        except Exception:  # the commands after it still run
+                            _log.exception("server action failed", client=self.client_id)
+                        continue
                     if overlap and command.publish is not None:
                         in_flight.append(self.node.loop.create_task(self._dispatch(command)))
                         continue
