@@ -111,6 +111,34 @@ class SubscribedEvent:
         """Publications were missed and could not be recovered: reload the state."""
         return self.was_recovering and not self.recovered
 
+    @classmethod
+    def of(cls, channel: str, result: messages.SubscribeResult) -> SubscribedEvent:
+        """The event of a subscribe result (a reply, or a connect result's ``subs``)."""
+        return cls(
+            channel=channel,
+            recoverable=result.recoverable,
+            positioned=result.positioned,
+            was_recovering=result.was_recovering,
+            recovered=result.recovered,
+            offset=result.offset,
+            epoch=result.epoch,
+            data=bytes(result.data),
+        )
+
+    @classmethod
+    def pushed(cls, channel: str, push: messages.Subscribe) -> SubscribedEvent:
+        """The event of a server's subscribe push: a new subscription, nothing recovered."""
+        return cls(
+            channel=channel,
+            recoverable=push.recoverable,
+            positioned=push.positioned,
+            was_recovering=False,
+            recovered=False,
+            offset=push.offset,
+            epoch=push.epoch,
+            data=bytes(push.data),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class UnsubscribedEvent:

@@ -88,17 +88,7 @@ class ServerSubscriptions:
         # otherwise it is the top of the stream, where we start from now.
         held = _Held(result.recoverable, result.positioned, result.offset, result.epoch)
         self._held[channel] = held
-        event = SubscribedEvent(
-            channel=channel,
-            recoverable=result.recoverable,
-            positioned=result.positioned,
-            was_recovering=result.was_recovering,
-            recovered=result.recovered,
-            offset=result.offset,
-            epoch=result.epoch,
-            data=bytes(result.data),
-        )
-        self.on_subscribed.emit(event)
+        self.on_subscribed.emit(SubscribedEvent.of(channel, result))
         for pub in result.publications:
             self._deliver(channel, held, pub)
 
@@ -112,17 +102,7 @@ class ServerSubscriptions:
             self._held[channel] = _Held(
                 added.recoverable, added.positioned, added.offset, added.epoch
             )
-            event = SubscribedEvent(
-                channel=channel,
-                recoverable=added.recoverable,
-                positioned=added.positioned,
-                was_recovering=False,
-                recovered=False,
-                offset=added.offset,
-                epoch=added.epoch,
-                data=bytes(added.data),
-            )
-            self.on_subscribed.emit(event)
+            self.on_subscribed.emit(SubscribedEvent.pushed(channel, added))
             return
         held = self._held.get(channel)
         if held is None:

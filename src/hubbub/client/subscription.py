@@ -377,16 +377,7 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
             self._offset = result.offset
         self._recover = result.recoverable
         self._machine.fire(_Trigger.SUBSCRIBED)
-        event = SubscribedEvent(
-            channel=self.channel,
-            recoverable=result.recoverable,
-            positioned=result.positioned,
-            was_recovering=result.was_recovering,
-            recovered=result.recovered,
-            offset=result.offset,
-            epoch=result.epoch,
-            data=bytes(result.data),
-        )
+        event = SubscribedEvent.of(self.channel, result)
         self._on_subscribed.emit(event)
         self._queue(event)
         for pub in result.publications:
