@@ -255,17 +255,75 @@ async def test_server_subscribe_pushes_the_position_then_publications(node: Node
     assert pubs_of(client.conn.take(), ROOM) == [3]
 
 
-async def test_server_subscribe_runs_after_the_clients_queued_commands(node: Node) -> None:
-    """It takes its turn behind what the client already sent: here the client's own
-    subscribe to the channel, so the server's finds it subscribed and sends nothing."""
+async def test_server_subscribe_waits_for_the_clients_command_in_progress(node: Node) -> None:
+    """It takes its turn behind what the client already sent: while the client's RPC
+    waits in its handler nothing is subscribed, and the push comes after the reply."""
+    gate = Gate()
+
+    @node.rpc("slow")
+    async def slow(ctx: object, data: bytes) -> bytes:
+        await gate.wait()
+        return data
+
     client = await connected(node)
     client.conn.take()
-    client.feed({"id": 5, "subscribe": {"channel": ROOM}})
+    client.feed({"id": 5, "rpc": {"method": "slow", "data": {}}})
+    await gate.reached.wait()
+    assert node.subscribe(client.session, ROOM)
+    await turns(5)
+    assert ROOM not in client.session.subscriptions and client.conn.frames == []
+    gate.opened.set()
+    await drain(client.session)
+    rpc_reply, push = client.conn.replies()
+    assert rpc_reply.id == 5 and rpc_reply.rpc is not None
+    assert push.push is not None and push.push.subscribe is not None
+
+
+async def test_server_subscribe_from_a_hook_runs_after_the_hooks_command(node: Node) -> None:
+    """Called from inside a command that has not waited yet (on 3.12+ it runs eagerly,
+    in ``data_received``), it is queued behind that command, not run beside it."""
+
+    @node.rpc("invite")
+    async def invite(ctx: object, data: bytes) -> bytes:
+        assert node.subscribe(client.session, ROOM)
+        assert ROOM not in client.session.subscriptions  # not yet: after this command
+        return data
+
+    client = await connected(node)
+    client.conn.take()
+    client.feed({"id": 6, "rpc": {"method": "invite", "data": {}}})
+    await drain(client.session)
+    rpc_reply, push = client.conn.replies()
+    assert rpc_reply.id == 6 and rpc_reply.rpc is not None
+    assert push.push is not None and push.push.subscribe is not None
+    assert client.session._worker is None  # one worker, and it has finished
+
+
+async def test_server_subscribe_finds_the_client_subscribed_already(node: Node) -> None:
+    """A client subscribed by itself gets no second subscription and no push."""
+    client = await subscribed(node)
     assert node.subscribe(client.session, ROOM)
     await drain(client.session)
-    (reply,) = client.conn.replies()
-    assert reply.id == 5 and reply.subscribe is not None
-    assert node.hub.subscribers(ROOM) == 1
+    assert client.conn.frames == [] and node.hub.subscribers(ROOM) == 1
+
+
+async def test_server_subscribe_undone_meanwhile_sends_nothing() -> None:
+    """A server unsubscribe while the broker subscription is in flight wins: the client
+    gets the Unsubscribe push and no Subscribe push after it, and nothing is held."""
+    gate = Gate()
+    node = Node(chat_settings(), broker=_GatedSubscribe(gate))
+    await node.start()
+    client = await connected(node)
+    client.conn.take()
+    assert node.subscribe(client.session, ROOM)
+    await gate.reached.wait()
+    node.unsubscribe(client.session, ROOM)
+    gate.opened.set()
+    await drain(client.session)
+    pushes = [r.push for r in client.conn.replies() if r.push is not None]
+    assert [p.unsubscribe is not None for p in pushes] == [True]
+    assert ROOM not in client.session.subscriptions and node.hub.subscribers(ROOM) == 0
+    await node.shutdown(0)
 
 
 async def test_server_subscribe_refuses_what_no_client_may_have(node: Node) -> None:
@@ -276,6 +334,8 @@ async def test_server_subscribe_refuses_what_no_client_may_have(node: Node) -> N
     with pytest.raises(ReplyError) as unknown:
         node.subscribe(client.session, "nope:x")
     assert (empty.value.code, unknown.value.code) == (107, 102)
+    with pytest.raises(ValueError, match="JSON"):
+        node.subscribe(client.session, ROOM, data=b"not json")
     assert not node.subscribe(Client(node).session, ROOM)
     client.session.close(codes.FORCE_DISCONNECT)
     assert not node.subscribe(client.session, ROOM)
@@ -285,9 +345,11 @@ async def test_server_subscribe_refuses_what_no_client_may_have(node: Node) -> N
 
 async def test_server_subscribe_stops_when_the_session_closes_midway() -> None:
     """Closing while the broker subscription is in flight cancels it like a command:
-    no Subscribe push, no subscriber left."""
+    no Subscribe push, no subscriber left, and the broker never ends up subscribed
+    (an uncancelled subscribe would finish after the release had unsubscribed)."""
     gate = Gate()
-    node = Node(chat_settings(), broker=_GatedSubscribe(gate))
+    broker = _GatedSubscribe(gate)
+    node = Node(chat_settings(), broker=broker)
     await node.start()
     client = await connected(node)
     client.conn.take()
@@ -299,6 +361,7 @@ async def test_server_subscribe_stops_when_the_session_closes_midway() -> None:
     assert node.hub.subscribers(ROOM) == 0
     assert client.session.subscriptions == {}
     assert not [r for r in client.conn.replies() if r.push is not None]
+    assert broker.live == set()
     await node.shutdown(0)
 
 
@@ -339,11 +402,18 @@ class _GatedSubscribe(MemoryBroker):
         super().__init__()
         self.gate = gate
         self.calls = 0
+        self.live: set[str] = set()
+        """Channels the broker delivers to this node now."""
 
     async def subscribe(self, channels: Sequence[str]) -> None:
         self.calls += 1
         await self.gate.wait()
         await super().subscribe(channels)
+        self.live.update(channels)
+
+    async def unsubscribe(self, channels: Sequence[str]) -> None:
+        await super().unsubscribe(channels)
+        self.live.difference_update(channels)
 
 
 async def test_second_subscriber_waits_for_the_first_ones_broker_subscription() -> None:

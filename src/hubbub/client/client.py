@@ -576,6 +576,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
                 conn.abort()
             raise
         if reply.connect is None:
+            self._held_pushes = None
             conn.abort()
             raise ProtocolError("connect reply without a result")
         return conn, reply.connect

@@ -200,6 +200,8 @@ class Handlers:
         except EngineError as exc:
             _log.warning("server-side subscribe failed", channel=channel, error=str(exc))
             return
+        if session.state is not State.CONNECTED or channel not in session.subscriptions:
+            return  # closed, or unsubscribed meanwhile (Node.unsubscribe, a gap): no push
         added = Subscribe(
             recoverable=result.recoverable,
             epoch=result.epoch,

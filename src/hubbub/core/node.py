@@ -14,6 +14,7 @@ from collections.abc import Callable
 import structlog
 
 from hubbub.codecs.base import Codec
+from hubbub.codecs.json import is_json
 from hubbub.codecs.registry import CodecRegistry, default_registry
 from hubbub.config import ChannelOptions, Settings
 from hubbub.core.channels import is_valid_name
@@ -303,13 +304,19 @@ class Node:
         happens when the client is subscribed already. The client's permissions and
         the subscribe hook are not consulted: the server decides.
 
+        An engine failure while subscribing (a broker away) is logged and leaves the
+        client unsubscribed, with nothing sent: call again once the engine is back.
+
         Returns:
             False when the client is not connected (or has closed).
 
         Raises:
             ReplyError: at once, for a channel no client may have (empty or over-long
                 name, unknown namespace).
+            ValueError: ``data`` that is not JSON, for a client on a JSON connection.
         """
+        if data and not session.codec.binary and not is_json(data):
+            raise ValueError("a JSON connection carries JSON data only; these bytes are not")
         if not is_valid_name(channel):
             raise ReplyError(ErrorCode.BAD_REQUEST)
         if self.settings.channels.options_for(channel) is None:

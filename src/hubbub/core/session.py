@@ -241,6 +241,11 @@ class Session:
         broker that keeps them in order: those go in flight together, and whatever
         comes next waits for them (see ``_overlaps``)."""
         in_flight: list[asyncio.Task[None]] = []
+        if sys.version_info >= (3, 12):
+            # Started eagerly, the task is not yet ``_worker`` when its commands run: one
+            # that queues server work (Node.subscribe in a hook) must not start a second
+            # worker. (On 3.11 ``data_received`` sets it before the first step.)
+            self._worker = asyncio.current_task(self.node.loop)
         try:
             while self._inbox and self.state is not _CLOSED:
                 batch, self._inbox = self._inbox, []  # commands arriving meanwhile wait
