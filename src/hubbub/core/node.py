@@ -301,8 +301,9 @@ class Node:
         a room gets it on every connection without asking).
 
         It is queued with the client's own commands and runs in their order; nothing
-        happens when the client is subscribed already. The client's permissions and
-        the subscribe hook are not consulted: the server decides.
+        happens when the client is subscribed already. The client's permissions, the
+        subscribe hook and the per-client channel limit are not consulted (as for the
+        channels granted at connect): the server decides.
 
         An engine failure while subscribing (a broker away) is logged and leaves the
         client unsubscribed, with nothing sent: call again once the engine is back.
