@@ -54,7 +54,6 @@ from hubbub.protocol.messages import (
     raw,
 )
 from hubbub.protocol.recovery import REJECT_UNRECOVERED_FLAG, recover
-from hubbub.protocol.state import State
 
 _log = structlog.get_logger(__name__)
 
@@ -121,7 +120,9 @@ class Handlers:
             session.context = ctx
         return ctx
 
-    def _options(self, channel: str) -> ChannelOptions:
+    def options(self, channel: str) -> ChannelOptions:
+        """A channel's options; an empty name is a protocol error (3501), a malformed one
+        or an unknown namespace an error reply (107, 102)."""
         if not channel:
             raise ProtocolError("empty channel")
         if not is_valid_name(channel):
@@ -172,27 +173,29 @@ class Handlers:
     ) -> dict[str, SubscribeResult]:
         results: dict[str, SubscribeResult] = {}
         for channel in channels:
-            sub_req = req.subs.get(channel, SubscribeRequest(channel=channel))
-            sub_req.channel = channel
             # A channel the application granted but no client could have (empty,
             # malformed, an unknown namespace) is left out; the connection is not.
             if not channel:
                 _log.warning("server-side channel skipped", channel=channel, error="empty")
                 continue
+            sub_req = req.subs.get(channel, SubscribeRequest(channel=channel))
+            sub_req.channel = channel
             try:
-                options = self._options(channel)
+                options = self.options(channel)
                 results[channel] = await self._establish(session, channel, sub_req, options, b"")
             except ReplyError as exc:
                 _log.warning("server-side channel skipped", channel=channel, error=exc.message)
                 continue
         return results
 
-    async def server_subscribe(self, session: Session, channel: str, data: bytes) -> None:
+    async def server_subscribe(
+        self, session: Session, channel: str, options: ChannelOptions, data: bytes
+    ) -> None:
         """Subscribe ``session`` from the server side after connect: a Subscribe push with
-        the position, then what was published meanwhile. Runs in the session's turn."""
-        if session.state is not State.CONNECTED or channel in session.subscriptions:
-            return  # closing, or subscribed already (by itself or by the server)
-        options = self._options(channel)
+        the position, then what was published meanwhile. Runs in the session's turn, so
+        the session is connected (a closing one cancels it)."""
+        if channel in session.subscriptions:
+            return  # subscribed already, by itself or by the server
         try:
             result = await self._establish(
                 session, channel, SubscribeRequest(channel=channel), options, b""
@@ -200,8 +203,8 @@ class Handlers:
         except EngineError as exc:
             _log.warning("server-side subscribe failed", channel=channel, error=str(exc))
             return
-        if session.state is not State.CONNECTED or channel not in session.subscriptions:
-            return  # closed, or unsubscribed meanwhile (Node.unsubscribe, a gap): no push
+        if channel not in session.subscriptions:
+            return  # unsubscribed meanwhile (Node.unsubscribe, a gap): no push
         added = Subscribe(
             recoverable=result.recoverable,
             epoch=result.epoch,
@@ -216,7 +219,7 @@ class Handlers:
 
     async def subscribe(self, session: Session, req: SubscribeRequest) -> SubscribeResult:
         channel = req.channel
-        options = self._options(channel)
+        options = self.options(channel)
         if channel in session.subscriptions:
             raise ReplyError(ErrorCode.ALREADY_SUBSCRIBED)
         if len(session.subscriptions) >= self.node.settings.client.max_channels_per_client:
@@ -330,7 +333,7 @@ class Handlers:
 
     async def publish(self, session: Session, req: PublishRequest) -> PublishResult:
         channel = req.channel
-        options = self._options(channel)
+        options = self.options(channel)
         hook = self.node.hooks.on_publish
         if hook is not None:
             decision = await hook(self.context(session), channel, req)
@@ -353,7 +356,7 @@ class Handlers:
             raise ReplyError(ErrorCode.PERMISSION_DENIED)
 
     async def presence(self, session: Session, req: PresenceRequest) -> PresenceResult:
-        options = self._options(req.channel)
+        options = self.options(req.channel)
         self._check_read(session, req.channel, options.allow_presence, options.presence)
         clients = await self.node.presence.presence(req.channel)
         return PresenceResult(presence=clients)
@@ -361,13 +364,13 @@ class Handlers:
     async def presence_stats(
         self, session: Session, req: PresenceStatsRequest
     ) -> PresenceStatsResult:
-        options = self._options(req.channel)
+        options = self.options(req.channel)
         self._check_read(session, req.channel, options.allow_presence, options.presence)
         num_clients, num_users = await self.node.presence.stats(req.channel)
         return PresenceStatsResult(num_clients=num_clients, num_users=num_users)
 
     async def history(self, session: Session, req: HistoryRequest) -> HistoryResult:
-        options = self._options(req.channel)
+        options = self.options(req.channel)
         self._check_read(
             session, req.channel, options.allow_history, history_options(options) is not None
         )

@@ -17,7 +17,6 @@ from hubbub.codecs.base import Codec
 from hubbub.codecs.json import is_json
 from hubbub.codecs.registry import CodecRegistry, default_registry
 from hubbub.config import ChannelOptions, Settings
-from hubbub.core.channels import is_valid_name
 from hubbub.core.fanout import Flusher, Hub, push_item
 from hubbub.core.handlers import Handlers, history_options
 from hubbub.core.heartbeat import TimerWheel
@@ -318,14 +317,13 @@ class Node:
         """
         if data and not session.codec.binary and not is_json(data):
             raise ValueError("a JSON connection carries JSON data only; these bytes are not")
-        if not is_valid_name(channel):
+        if not channel:  # from a client a protocol error; from the server a bad request
             raise ReplyError(ErrorCode.BAD_REQUEST)
-        if self.settings.channels.options_for(channel) is None:
-            raise ReplyError(ErrorCode.UNKNOWN_CHANNEL)
+        handlers = self.handlers
+        options = handlers.options(channel)
         if session.state is not State.CONNECTED:
             return False
-        handlers = self.handlers
-        return session.run_in_turn(lambda s: handlers.server_subscribe(s, channel, data))
+        return session.run_in_turn(lambda s: handlers.server_subscribe(s, channel, options, data))
 
     def unsubscribe(
         self, session: Session, channel: str, code: UnsubscribeCode = UnsubscribeCode.SERVER
