@@ -32,6 +32,7 @@ NAMESPACE: Final = "hubbub"
 # The command names of the Centrifuge client protocol v2 (the request fields of
 # `Command`), and the empty command that is a pong.
 COMMAND_METHODS: Final = (*REQUEST_FIELDS, "pong")
+# Anything else is folded into one label value, so a caller cannot grow the label set.
 UNKNOWN_METHOD: Final = "unknown"
 
 # A local delivery takes tens of microseconds; one through a broker under load can
