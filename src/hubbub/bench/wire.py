@@ -146,7 +146,7 @@ class CentrifugeWire(ClientWire):
         # JSON commands are written from a template: the generator makes one per message
         # and msgspec Structs per command cost more than the server's work on them.
         self._json = codec.name == "json"
-        self._quoted: dict[str, bytes] = {}
+        self._templates: dict[tuple[bytes, str], bytes] = {}
 
     def start(self) -> None:
         commands = [Command(id=CONNECT_ID, connect=ConnectRequest(name="hubbub-bench"))]
@@ -232,53 +232,50 @@ class CentrifugeWire(ClientWire):
         self._next_id += count
         return range(first, first + count)
 
-    def _quote(self, text: str) -> bytes:
-        quoted = self._quoted.get(text)
-        if quoted is None:
-            quoted = self._quoted[text] = msgspec.json.encode(text)
-        return quoted
+    def _template(self, head: bytes, text: str, tail: bytes) -> bytes:
+        """``head``, ``text`` as a JSON string, ``tail``: one command with two holes left
+        (id, payload), made once per name; a ``%`` in the name is escaped."""
+        key = (head, text)
+        template = self._templates.get(key)
+        if template is None:
+            quoted = msgspec.json.encode(text).replace(b"%", b"%%")
+            template = self._templates[key] = head + quoted + tail
+        return template
+
+    def _send_json(self, template: bytes, payloads: list[bytes]) -> None:
+        ids = self._ids(len(payloads))
+        self.send(b"\n".join([template % (i, p) for i, p in zip(ids, payloads, strict=True)]))
+
+    def _send_encoded(
+        self, command: Callable[[int, msgspec.Raw], Command], payloads: list[bytes]
+    ) -> None:
+        ids = self._ids(len(payloads))
+        encode = self.codec.encode
+        items = [encode(command(i, msgspec.Raw(p))) for i, p in zip(ids, payloads, strict=True)]
+        self.send(self.codec.join(items))
 
     def publish(self, channel: str, payloads: list[bytes]) -> None:
         if self._json:
-            chan = self._quote(channel)
-            self.send(
-                b"\n".join(
-                    [
-                        b'{"id":%d,"publish":{"channel":%s,"data":%s}}' % (i, chan, p)
-                        for i, p in zip(self._ids(len(payloads)), payloads, strict=True)
-                    ]
-                )
-            )
+            head = b'{"id":%d,"publish":{"channel":'
+            self._send_json(self._template(head, channel, b',"data":%s}}'), payloads)
             return
-        encode = self.codec.encode
-        items = [
-            encode(Command(id=i, publish=PublishRequest(channel=channel, data=msgspec.Raw(p))))
-            for i, p in zip(self._ids(len(payloads)), payloads, strict=True)
-        ]
-        self.send(self.codec.join(items))
+        self._send_encoded(
+            lambda i, data: Command(id=i, publish=PublishRequest(channel=channel, data=data)),
+            payloads,
+        )
 
     def echo(self, payloads: list[bytes]) -> None:
         if self._echo_channel:  # publish-to-self: the round trip ends at the push
             self.publish(self._echo_channel, payloads)
             return
-        if self._json:
-            name = self._quote(self.rpc_method)
-            self.send(
-                b"\n".join(
-                    [
-                        b'{"id":%d,"rpc":{"data":%s,"method":%s}}' % (i, p, name)
-                        for i, p in zip(self._ids(len(payloads)), payloads, strict=True)
-                    ]
-                )
-            )
-            return
-        encode = self.codec.encode
         method = self.rpc_method
-        items = [
-            encode(Command(id=i, rpc=RPCRequest(method=method, data=msgspec.Raw(p))))
-            for i, p in zip(self._ids(len(payloads)), payloads, strict=True)
-        ]
-        self.send(self.codec.join(items))
+        if self._json:
+            head = b'{"id":%d,"rpc":{"data":%s,"method":'
+            self._send_json(self._template(head, method, b"}}"), payloads)
+            return
+        self._send_encoded(
+            lambda i, data: Command(id=i, rpc=RPCRequest(method=method, data=data)), payloads
+        )
 
 
 def _varint_len(value: int) -> int:
