@@ -570,15 +570,13 @@ class Client(Stateful[ClientState, ClientTrigger]):
                     max_message_bytes=self._max_message_bytes,
                 )
                 reply = await conn.call(Command(connect=self._connect_request()), None)
+            if reply.connect is None:
+                raise ProtocolError("connect reply without a result")
         except BaseException:
             self._held_pushes = None
             if conn is not None:
                 conn.abort()
             raise
-        if reply.connect is None:
-            self._held_pushes = None
-            conn.abort()
-            raise ProtocolError("connect reply without a result")
         return conn, reply.connect
 
     def _connect_request(self) -> ConnectRequest:
