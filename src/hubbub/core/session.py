@@ -270,8 +270,8 @@ class Session:
                 if in_flight:
                     await _all_done(in_flight)
         finally:
-            for task in in_flight:
-                task.cancel()  # only when this worker was cancelled (the session closed)
+            # Publishes in flight are always awaited through ``_all_done``, whose gather
+            # cancels them with this worker (the session closed): none is left here.
             self._worker = None
 
     def _overlaps(self) -> bool:
