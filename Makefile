@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint typecheck proto services clean
+.PHONY: serve test test-eager lint typecheck proto services clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,17 @@ serve: $(STAMP)
 test: $(DEVSTAMP) services
 	$(PY) -m pytest
 
+# On Python 3.12+ a session starts a frame's commands eagerly (core/session.py: _start),
+# a path `make test` on an older $(PYTHON) never takes: run the core and integration
+# tests again with the newest CPython 3.12+ found, in a venv of its own (.ci/run does).
+EAGER_PYTHON ?= $(shell sh scripts/eager_python.sh)
+
+test-eager: services
+	@if [ -z "$(EAGER_PYTHON)" ]; then echo "test-eager: no CPython 3.12+ found, skipped"; exit 0; fi; \
+	set -e; [ -x .venv-eager/bin/python ] || $(EAGER_PYTHON) -m venv .venv-eager; \
+	.venv-eager/bin/python -m pip install --quiet -e '.[dev]'; \
+	.venv-eager/bin/python -m pytest -q tests/core tests/integration
+
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
@@ -42,4 +53,4 @@ services:
 	@sh scripts/services.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-eager .pytest_cache .mypy_cache .ruff_cache
