@@ -22,11 +22,19 @@ from hubbub.client import (
     SubscriptionState,
     UnsubscribedEvent,
 )
-from hubbub.client.server_subs import NOT_RESUBSCRIBED
+from hubbub.client.callbacks import Runner
+from hubbub.client.server_subs import NOT_RESUBSCRIBED, ServerSubscriptions
 from hubbub.core.hooks import ClientContext, Credentials
 from hubbub.protocol import codes
 from hubbub.protocol.codes import Disconnect
-from hubbub.protocol.messages import ConnectRequest
+from hubbub.protocol.messages import (
+    ConnectRequest,
+    Publication,
+    Push,
+    SubscribeResult,
+    Unsubscribe,
+    raw,
+)
 from hubbub.server import Server
 
 CHANNEL = "chat:inbox"
@@ -315,3 +323,34 @@ async def test_handlers_can_be_removed(start_server: ServerFactory) -> None:
     await until(lambda: len(seen.publications) == 1)
     assert late == []
     await client.disconnect()
+
+
+def _pub(channel: str, offset: int) -> Push:
+    return Push(channel=channel, pub=Publication(offset=offset, data=raw(b"{}")))
+
+
+async def test_the_clients_own_guard_drops_repeats_and_ended_channels() -> None:
+    """Without the server's help (it avoids both): a publication at or below the position
+    is not delivered twice, and nothing is delivered for a channel that has ended."""
+    subs = ServerSubscriptions(Runner())
+    offsets: list[int] = []
+    subs.on_publication.add(lambda event: offsets.append(event.offset))
+    recovered = SubscribeResult(
+        recoverable=True,
+        positioned=True,
+        offset=2,  # recovered: the position we asked from; the missed ones follow
+        epoch="e",
+        was_recovering=True,
+        recovered=True,
+        publications=[
+            Publication(offset=3, data=raw(b"{}")),
+            Publication(offset=4, data=raw(b"{}")),
+        ],
+    )
+    subs.connected({CHANNEL: recovered})
+    for offset in (4, 3, 5):  # the live stream overlaps the recovered publications
+        subs.on_push(_pub(CHANNEL, offset))
+    subs.on_push(Push(channel=CHANNEL, unsubscribe=Unsubscribe(code=2000, reason="server")))
+    subs.on_push(_pub(CHANNEL, 6))
+    assert offsets == [3, 4, 5]
+    assert CHANNEL not in subs
