@@ -35,6 +35,8 @@ from hubbub.engines.nats import (
     drop_prefix,
     encode_token,
 )
+from hubbub.engines.nats import broker as nats_broker
+from hubbub.engines.nats import history as nats_history
 from hubbub.engines.registry import create_broker
 from hubbub.errors import EngineError
 from hubbub.protocol.messages import StreamPosition
@@ -417,11 +419,16 @@ async def test_subjects_keep_size_plus_one_messages(brokers: Any, jetstream: Any
 
 @needs_nats
 async def test_the_live_subject_carries_the_message_history_stored(
-    brokers: Any, jetstream: Any
+    brokers: Any, jetstream: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A publication with history goes live as the very bytes JetStream stored."""
+    """A publication with history goes live as the very bytes JetStream stored, encoded
+    once for both."""
     broker, _ = await brokers()
     channel = "chat:same"
+    encoded: list[object] = []
+    for module in (nats_broker, nats_history):
+        real = module.encode
+        monkeypatch.setattr(module, "encode", lambda r, real=real: encoded.append(r) or real(r))
     nc = await nats.connect("nats://127.0.0.1:4222")
     try:
         live = await nc.subscribe(broker._names.live(channel))
@@ -430,6 +437,7 @@ async def test_the_live_subject_carries_the_message_history_stored(
         sent = await live.next_msg(timeout=BOUND)
     finally:
         await nc.close()
+    assert len(encoded) == 1
     names = broker._names
     stored = await jetstream.get_msg(names.stream(channel), subject=names.history(channel))
     assert sent.data == stored.data
