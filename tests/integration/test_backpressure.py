@@ -10,6 +10,7 @@ import socket
 from typing import Any
 
 from integration.conftest import ClientFactory
+from integration.recording import RecordingConnection
 from integration.wsclient import WAIT
 
 LIMIT = 65536
@@ -17,24 +18,6 @@ CHANNEL = "chat:flood"
 BODY = "x" * 4096  # ~4 KiB per publication
 BATCH = 8  # publish commands per frame, well under max_message_bytes
 MAX_PUBLICATIONS = 4000  # ~16 MiB: a bound on the flood, never reached in practice
-
-
-class _Recording:
-    """Stands between a session and its transport, noting every frame and the backlog."""
-
-    def __init__(self, inner: Any, frames: list[int], buffered: list[int]) -> None:
-        self._inner = inner
-        self._frames = frames
-        self._buffered = buffered
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def write(self, frame: bytes) -> int:  # the backlog comes back from every flush
-        self._frames.append(len(frame))
-        size: int = self._inner.write(frame)
-        self._buffered.append(size)
-        return size
 
 
 def _small_socket(port: int) -> socket.socket:
@@ -70,9 +53,8 @@ async def test_slow_client_is_disconnected_and_memory_stays_bounded(
     # Watch the slow session from the outside: every frame it writes and what the
     # transport still holds afterwards.
     session = server.node.sessions[slow.client_id]
-    frames: list[int] = []
-    buffered: list[int] = []
-    session.connection = _Recording(session.connection, frames, buffered)
+    recording = RecordingConnection(session.connection)
+    session.connection = recording
 
     published = 0
     async with asyncio.timeout(10 * WAIT):
@@ -94,10 +76,11 @@ async def test_slow_client_is_disconnected_and_memory_stays_bounded(
     assert 'hubbub_disconnects_total{code="3008"} 1.0' in metrics
     assert session.closed
 
+    frames = [len(frame) for frame in recording.frames]
     item = max(frames) if frames else 0
     assert frames, "the slow client was sent nothing"
     assert item <= LIMIT + 2 * len(BODY) + 1024  # one frame: at most the limit plus one item
-    assert max(buffered, default=0) <= 2 * LIMIT + 2 * len(BODY) + 1024
+    assert max(recording.backlogs, default=0) <= 2 * LIMIT + 2 * len(BODY) + 1024
 
     pubs: list[dict[str, Any]] = await reader.pubs(published)
     assert [p["data"]["n"] for p in pubs] == list(range(published))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import pytest
 from conftest import UNIT, ServerFactory, ws_url
@@ -15,6 +14,7 @@ from conftest import UNIT, ServerFactory, ws_url
 from hubbub.codecs.msgpack import MsgpackCodec
 from hubbub.server import Server
 from integration.conftest import WITH_TCP
+from integration.recording import RecordingConnection
 from integration.tcpclient import NO_DISCONNECT, TcpClient
 from integration.wsclient import WAIT, encode_protobuf, open_client, payload, uvarint
 
@@ -140,30 +140,15 @@ async def test_disconnect_push_is_the_last_line_before_the_close(server: Server)
     assert json.loads(lines[1]) == {"push": {"disconnect": {"code": 3501, "reason": "bad request"}}}
 
 
-class _RecordingWrites:
-    """Stands between a session and its TCP connection, noting every frame written."""
-
-    def __init__(self, inner: Any, writes: list[bytes]) -> None:
-        self._inner = inner
-        self._writes = writes
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def write(self, frame: bytes) -> int:
-        self._writes.append(frame)
-        backlog: int = self._inner.write(frame)
-        return backlog
-
-
 async def test_publications_in_one_turn_are_one_write_of_lines(server: Server) -> None:
     """Publications of one loop turn leave in one write: one line each, newline-terminated."""
     client = await TcpClient.open(tcp_port(server))
     await client.connect()
     await client.subscribe(CHANNEL)
-    writes: list[bytes] = []
     session = server.node.sessions[client.client_id]
-    session.connection = _RecordingWrites(session.connection, writes)
+    recording = RecordingConnection(session.connection)
+    session.connection = recording
+    writes = recording.frames
     for i in range(5):  # the memory broker never suspends: all five in this turn
         await server.node.publish(CHANNEL, json.dumps({"n": i}).encode())
     pubs = await client.pubs(5)  # the client parses complete lines only: each had its \n
