@@ -51,8 +51,8 @@ def test_unknown_command_is_folded_into_one_label() -> None:
 
 
 def test_sent_and_received_count_messages_and_bytes() -> None:
-    """The message and byte counters (added to in place by the session, once per frame)
-    show as the counters of their direction."""
+    """The four message and byte attributes show as the counters of their direction.
+    (That the session adds to them per frame is test_session's business.)"""
     metrics = Metrics()
     metrics.messages_sent += 4
     metrics.bytes_sent += 150
