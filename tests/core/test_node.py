@@ -73,6 +73,15 @@ async def gated() -> AsyncIterator[tuple[Node, _GatedSubscribe]]:
         await node.shutdown(0)
 
 
+async def server_subscribing(node: Node, broker: _GatedSubscribe) -> Client:
+    """A connected client that Node.subscribe is subscribing, held at the broker's gate."""
+    client = await connected(node)
+    client.conn.take()
+    assert node.subscribe(client.session, ROOM)
+    await broker.gate.reached.wait()
+    return client
+
+
 # ---------------------------------------------------------------------- bookkeeping
 
 
@@ -353,13 +362,9 @@ async def test_server_subscribe_undone_meanwhile_sends_nothing(
     """A server unsubscribe while the broker subscription is in flight wins: the client
     gets the Unsubscribe push and no Subscribe push after it, and nothing is held."""
     node, broker = gated
-    gate = broker.gate
-    client = await connected(node)
-    client.conn.take()
-    assert node.subscribe(client.session, ROOM)
-    await gate.reached.wait()
+    client = await server_subscribing(node, broker)
     node.unsubscribe(client.session, ROOM)
-    gate.opened.set()
+    broker.gate.opened.set()
     await drain(client.session)
     pushes = [r.push for r in client.conn.replies() if r.push is not None]
     assert [p.unsubscribe is not None for p in pushes] == [True]
@@ -390,13 +395,9 @@ async def test_server_subscribe_stops_when_the_session_closes_midway(
     no Subscribe push, no subscriber left, and the broker never ends up subscribed
     (an uncancelled subscribe would finish after the release had unsubscribed)."""
     node, broker = gated
-    gate = broker.gate
-    client = await connected(node)
-    client.conn.take()
-    assert node.subscribe(client.session, ROOM)
-    await gate.reached.wait()
+    client = await server_subscribing(node, broker)
     client.session.close(codes.FORCE_DISCONNECT)
-    gate.opened.set()
+    broker.gate.opened.set()
     await turns(5)
     assert node.hub.subscribers(ROOM) == 0
     assert client.session.subscriptions == {}
