@@ -260,7 +260,7 @@ async def test_two_pushes_in_one_turn_go_out_as_one_frame(node: Node) -> None:
     await turns()
     assert client.conn.frames == [b'{"a":1}\n{"b":2}']
     assert node.metrics.messages_sent - sent0 == 2  # counted per message, not per frame
-    assert node.metrics.bytes_sent - bytes0 == 14
+    assert node.metrics.bytes_sent - bytes0 == len(b'{"a":1}\n{"b":2}')  # the frame's bytes
 
 
 async def test_received_frames_count_their_messages_bytes_and_methods(node: Node) -> None:
@@ -340,12 +340,14 @@ async def test_queue_over_the_limit_closes_3008_and_drops_the_queue(node: Node) 
 
 
 async def test_other_closes_write_the_queue_first(node: Node) -> None:
-    """A close that is not "slow" sends what is queued before closing."""
+    """A close that is not "slow" sends what is queued before closing, and counts it."""
     client = await connected(node)
+    sent0, bytes0 = node.metrics.messages_sent, node.metrics.bytes_sent
     client.session.push(b'{"a":1}')
     client.session.close(codes.FORCE_RECONNECT)
     assert client.conn.frames == [b'{"a":1}']
     assert client.conn.closed_with == codes.FORCE_RECONNECT
+    assert (node.metrics.messages_sent - sent0, node.metrics.bytes_sent - bytes0) == (1, 7)
 
 
 async def test_write_failure_closes_3009(node: Node) -> None:

@@ -380,7 +380,6 @@ class Session:
             return
         queue = self._queue
         self._queue = []
-        nbytes = self._queued_bytes
         self._queued_bytes = 0
         # A frame of one message is that message (the Codec contract): the common case
         # of a fan-out turn, one per subscriber, needs no join call.
@@ -393,7 +392,7 @@ class Session:
             return
         metrics = self.node.metrics
         metrics.messages_sent += len(queue)
-        metrics.bytes_sent += nbytes
+        metrics.bytes_sent += len(frame)  # the frame, separators included, as received
         if backlog > self._limit:
             self._slow()
 
@@ -422,7 +421,10 @@ class Session:
             queue, self._queue = self._queue, []
             self._queued_bytes = 0
             with contextlib.suppress(Exception):
-                self.connection.write(self.codec.join(queue))
+                frame = self.codec.join(queue)
+                self.connection.write(frame)
+                self.node.metrics.messages_sent += len(queue)
+                self.node.metrics.bytes_sent += len(frame)
         self.node.metrics.disconnect(disconnect.code)
         _log.debug("closing", client=self.client_id, code=disconnect.code, reason=disconnect.reason)
         self.connection.close(disconnect)
