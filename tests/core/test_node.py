@@ -9,11 +9,17 @@ from conftest import chat_settings
 
 from hubbub.core.node import Node
 from hubbub.core.session import Session, Subscription
-from hubbub.engines.memory import MemoryBroker
+from hubbub.engines.memory import MemoryBroker, MemoryPresenceStore
 from hubbub.errors import EngineError, ReplyError
 from hubbub.protocol import codes
 from hubbub.protocol.codes import UnsubscribeCode
-from hubbub.protocol.messages import Publication, StreamPosition, SubscribeResult, raw
+from hubbub.protocol.messages import (
+    ClientInfo,
+    Publication,
+    StreamPosition,
+    SubscribeResult,
+    raw,
+)
 
 from .fakes import CODEC, Client, Gate, connected, drain, pubs_of, turns
 
@@ -369,6 +375,88 @@ async def test_server_subscribe_undone_meanwhile_sends_nothing(
     pushes = [r.push for r in client.conn.replies() if r.push is not None]
     assert [p.unsubscribe is not None for p in pushes] == [True]
     assert ROOM not in client.session.subscriptions and node.hub.subscribers(ROOM) == 0
+    assert broker.live == set()  # the release waited for the subscribe it undoes
+
+
+@pytest.mark.parametrize(
+    ("code", "answer"),
+    [(UnsubscribeCode.SERVER, (103, False)), (UnsubscribeCode.INSUFFICIENT_STATE, (100, True))],
+)
+async def test_client_subscribe_overtaken_by_a_server_unsubscribe(
+    gated: tuple[Node, _GatedSubscribe], code: UnsubscribeCode, answer: tuple[int, bool]
+) -> None:
+    """A server unsubscribe while the client's own subscribe awaits the broker wins: the
+    Unsubscribe push, then an error reply (temporary when the code asks the client to
+    subscribe again), and nothing held: no subscriber, presence or broker subscription."""
+    node, broker = gated
+    client = await connected(node)
+    client.conn.take()
+    client.feed({"id": 5, "subscribe": {"channel": ROOM}})
+    await broker.gate.reached.wait()
+    node.unsubscribe(client.session, ROOM, code)
+    broker.gate.opened.set()
+    await drain(client.session)
+    push, reply = client.conn.replies()
+    assert push.push is not None and push.push.unsubscribe is not None
+    assert push.push.unsubscribe.code == code
+    assert reply.id == 5 and reply.error is not None
+    assert (reply.error.code, reply.error.temporary) == answer
+    assert client.session.subscriptions == {} and node.hub.subscribers(ROOM) == 0
+    assert broker.live == set()
+    assert await node.presence.presence(ROOM) == {}
+
+
+class _GatedPresenceAdd(MemoryPresenceStore):
+    """A memory presence store whose add() waits at a gate, as a remote store's would."""
+
+    def __init__(self, gate: Gate) -> None:
+        super().__init__()
+        self.gate = gate
+
+    async def add(self, channel: str, client_id: str, info: ClientInfo, ttl: float) -> None:
+        await self.gate.wait()
+        await super().add(channel, client_id, info, ttl)
+
+
+@pytest.mark.parametrize("then_close", [False, True])
+async def test_server_unsubscribe_during_the_presence_add_leaves_no_trace(
+    then_close: bool,
+) -> None:
+    """Unsubscribed while its presence entry is being added, a subscribe ends with no
+    entry left, and the others see neither a join nor a leave for it; closing the
+    session meanwhile (the command is cancelled) releases it once, the same way."""
+    gate = Gate()
+    presence = _GatedPresenceAdd(gate)
+    node = Node(chat_settings(), presence=presence)
+    await node.start()
+    try:
+        watcher = await connected(node)
+        watcher.feed({"id": 2, "subscribe": {"channel": ROOM}})
+        await gate.reached.wait()
+        gate.opened.set()
+        await drain(watcher.session)
+        assert watcher.reply(2).subscribe is not None
+        gate.opened.clear()
+        gate.reached.clear()
+        watcher.conn.take()
+        client = await connected(node)
+        client.feed({"id": 5, "subscribe": {"channel": ROOM}})
+        await gate.reached.wait()
+        node.unsubscribe(client.session, ROOM)
+        if then_close:
+            client.session.close(codes.FORCE_DISCONNECT)
+        gate.opened.set()
+        await drain(client.session)
+        await turns(5)
+        assert client.session.client_id not in await presence.presence(ROOM)
+        assert watcher.conn.replies() == []  # no join, no leave
+        assert node.hub.subscribers(ROOM) == 1
+        if not then_close:
+            error = client.reply(5).error
+            assert error is not None and error.code == 103
+    finally:
+        gate.opened.set()
+        await node.shutdown(0)
 
 
 async def test_server_subscribe_refuses_what_no_client_may_have(node: Node) -> None:

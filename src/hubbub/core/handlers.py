@@ -21,7 +21,7 @@ from hubbub.core.session import Session, Subscription
 from hubbub.engines.base import HistoryOptions
 from hubbub.errors import EngineError, ProtocolError, ReplyError
 from hubbub.protocol import codes
-from hubbub.protocol.codes import Disconnect, ErrorCode
+from hubbub.protocol.codes import Disconnect, ErrorCode, UnsubscribeCode
 from hubbub.protocol.messages import (
     ConnectRequest,
     ConnectResult,
@@ -71,6 +71,15 @@ def _check_payloads(session: Session, pubs: list[Publication]) -> None:
     """A JSON client cannot be sent binary payloads: Centrifuge closes it with 3506."""
     if not all(fits(session.codec, pub) for pub in pubs):
         raise ProtocolError("binary payload for a JSON client", codes.INAPPROPRIATE_PROTOCOL)
+
+
+def _unsubscribed_meanwhile(code: int) -> ReplyError:
+    """The answer to a subscribe that a server unsubscribe overtook. The Unsubscribe push
+    went first; SDKs end the subscription on a code below 2500, and for 2500 and above
+    wait for this reply, which must then make them subscribe again."""
+    if code >= UnsubscribeCode.INSUFFICIENT_STATE:
+        return ReplyError(ErrorCode.INTERNAL, "unsubscribed while subscribing", temporary=True)
+    return ReplyError(ErrorCode.PERMISSION_DENIED, "unsubscribed by the server")
 
 
 def _ttl(expire_at: float) -> tuple[bool, int]:
@@ -203,8 +212,8 @@ class Handlers:
         except EngineError as exc:
             _log.warning("server-side subscribe failed", channel=channel, error=str(exc))
             return
-        if channel not in session.subscriptions:
-            return  # unsubscribed meanwhile (Node.unsubscribe, a gap): no push
+        except ReplyError:
+            return  # unsubscribed meanwhile (Node.unsubscribe, a gap): no Subscribe push
         added = Subscribe(
             recoverable=result.recoverable,
             epoch=result.epoch,
@@ -265,23 +274,32 @@ class Handlers:
             channel=channel,
             join_leave=options.join_leave,
             chan_info=chan_info,
+            establishing=True,
         )
         session.subscriptions[channel] = sub
+        present = joined = False
         try:
             await node.add_subscriber(session, sub)
             result = SubscribeResult(was_recovering=req.recover)
             if positioned:
                 await self._position(session, channel, req, result, recoverable=recoverable)
-            if options.presence:
+            if options.presence and not sub.ended_by:
                 info = session.client_info(chan_info)
+                present = True  # from here a release removes the entry (an add may land)
                 await node.presence.add(
                     channel, session.client_id, info, node.settings.client.presence_ttl
                 )
-                if options.join_leave:
+                if options.join_leave and not sub.ended_by:
+                    joined = True
                     await node.broker.publish_join(channel, info)
         except BaseException:  # engine failures become 100 temporary in the session
-            await node.remove_subscriber(session, channel)
+            sub.establishing = False
+            await node.abandon(session, sub, present=present, joined=joined)
             raise
+        sub.establishing = False
+        if sub.ended_by:  # the server unsubscribed it meanwhile, and pushed so: undo
+            await node.abandon(session, sub, present=present, joined=joined)
+            raise _unsubscribed_meanwhile(sub.ended_by)
         return result
 
     async def _position(

@@ -214,7 +214,21 @@ class Node:
         sub = session.subscriptions.get(channel)
         if sub is None:
             return
-        await self._release_channel(session, sub, self._detach(session, channel))
+        last = self._detach(session, channel)
+        if not sub.establishing:  # else the command establishing it releases it
+            await self._release_channel(session, sub, last)
+
+    async def abandon(
+        self, session: Session, sub: Subscription, *, present: bool, joined: bool
+    ) -> None:
+        """Undo a subscription whose establishing failed or was unsubscribed meanwhile:
+        detach it if still attached, then release the engine side (the presence entry
+        only when ``present``: it was added; a leave only when ``joined``)."""
+        if session.subscriptions.get(sub.channel) is sub:
+            last = self._detach(session, sub.channel)
+        else:  # detached meanwhile; whoever did it left the engine side to us
+            last = self.hub.subscribers(sub.channel) == 0
+        await self._release_channel(session, sub, last, present=present, joined=joined)
 
     def _detach(self, session: Session, channel: str) -> bool:
         """Stop delivery to ``session`` at once; True when the node holds no subscriber left."""
@@ -222,7 +236,15 @@ class Node:
         self.metrics.unsubscribed()
         return self.hub.remove(session, channel)
 
-    async def _release_channel(self, session: Session, sub: Subscription, last: bool) -> None:
+    async def _release_channel(
+        self,
+        session: Session,
+        sub: Subscription,
+        last: bool,
+        *,
+        present: bool = True,
+        joined: bool = True,
+    ) -> None:
         """The engine side of an unsubscribe: broker, presence, leave.
 
         The client is already detached; an engine failure here is logged, not raised:
@@ -234,9 +256,9 @@ class Node:
             if last:
                 await self.broker.unsubscribe([channel])
             options = self.settings.channels.options_for(channel)
-            if options is not None and options.presence:
+            if present and options is not None and options.presence:
                 await self.presence.remove(channel, session.client_id)
-                if options.join_leave:
+                if joined and options.join_leave:
                     await self.broker.publish_leave(channel, session.client_info(sub.chan_info))
         except EngineError as exc:
             _log.warning("engine cleanup after unsubscribe failed", channel=channel, error=str(exc))
@@ -328,13 +350,21 @@ class Node:
     def unsubscribe(
         self, session: Session, channel: str, code: UnsubscribeCode = UnsubscribeCode.SERVER
     ) -> None:
-        """End one subscription from the server side: an Unsubscribe push, then release."""
+        """End one subscription from the server side: an Unsubscribe push, then release.
+
+        Delivery stops at once. A subscribe still in flight (the client's own, or one
+        from ``subscribe``) ends too: the client's gets an error reply after the push,
+        temporary for a ``code`` of 2500 and above, which asks it to subscribe again.
+        """
         sub = session.subscriptions.get(channel)
         if sub is None:
             return
         last = self._detach(session, channel)  # nothing may follow the push
         push = Unsubscribe(code=int(code), reason=UNSUBSCRIBE_REASONS[code])
         session.push(session.codec.encode(Reply(push=Push(channel=channel, unsubscribe=push))))
+        if sub.establishing:  # its command is awaiting engines: it answers and releases
+            sub.ended_by = int(code)
+            return
         self.loop.create_task(self._release_channel(session, sub, last))
 
     def disconnect(self, client_id: str, disconnect: Disconnect = codes.FORCE_DISCONNECT) -> bool:

@@ -115,6 +115,11 @@ class Subscription:
     # While the subscribe reply is being prepared live publications wait here, so the
     # reply goes out first and nothing is lost or doubled around it.
     pending: list[Publication] | None = field(default_factory=list)
+    # While the command that subscribes is still awaiting engines it owns their side: an
+    # unsubscribe meanwhile only detaches, and the command undoes what it did when done.
+    establishing: bool = False
+    # The code of a server unsubscribe that came while establishing (0: none).
+    ended_by: int = 0
 
 
 class Session:
