@@ -6,6 +6,7 @@ One method per command; each returns its result (None for ``send``) or raises
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -181,21 +182,32 @@ class Handlers:
         self, session: Session, req: ConnectRequest, channels: tuple[str, ...]
     ) -> dict[str, SubscribeResult]:
         results: dict[str, SubscribeResult] = {}
+        try:
+            for channel in channels:
+                # A channel the application granted but no client could have (empty,
+                # malformed, an unknown namespace) is left out; the connection is not.
+                if not channel:
+                    _log.warning("server-side channel skipped", channel=channel, error="empty")
+                    continue
+                sub_req = req.subs.get(channel, SubscribeRequest(channel=channel))
+                sub_req.channel = channel
+                try:
+                    options = self.options(channel)
+                    results[channel] = await self._establish(
+                        session, channel, sub_req, options, b""
+                    )
+                except ReplyError as exc:
+                    _log.warning("server-side channel skipped", channel=channel, error=exc.message)
+                    continue
+        except BaseException:  # the connect fails: the channels set up so far go too
+            await asyncio.shield(self._release_all(session, list(results)))
+            raise
+        # One unsubscribed meanwhile (Node.unsubscribe, a gap) is not in the reply.
+        return {channel: r for channel, r in results.items() if channel in session.subscriptions}
+
+    async def _release_all(self, session: Session, channels: list[str]) -> None:
         for channel in channels:
-            # A channel the application granted but no client could have (empty,
-            # malformed, an unknown namespace) is left out; the connection is not.
-            if not channel:
-                _log.warning("server-side channel skipped", channel=channel, error="empty")
-                continue
-            sub_req = req.subs.get(channel, SubscribeRequest(channel=channel))
-            sub_req.channel = channel
-            try:
-                options = self.options(channel)
-                results[channel] = await self._establish(session, channel, sub_req, options, b"")
-            except ReplyError as exc:
-                _log.warning("server-side channel skipped", channel=channel, error=exc.message)
-                continue
-        return results
+            await self.node.remove_subscriber(session, channel)
 
     async def server_subscribe(
         self, session: Session, channel: str, options: ChannelOptions, data: bytes
@@ -293,13 +305,15 @@ class Handlers:
                     joined = True
                     await node.broker.publish_join(channel, info)
         except BaseException:  # engine failures become 100 temporary in the session
-            sub.establishing = False
-            await node.abandon(session, sub, present=present, joined=joined)
+            # Shielded: a second cancel (close, then the socket's loss) must not cut it.
+            await asyncio.shield(node.abandon(session, sub, present=present, joined=joined))
             raise
-        sub.establishing = False
-        if sub.ended_by:  # the server unsubscribed it meanwhile, and pushed so: undo
-            await node.abandon(session, sub, present=present, joined=joined)
+        if sub.ended_by or session.closed or session.subscriptions.get(channel) is not sub:
+            # The server unsubscribed it meanwhile (and pushed so), or closed the session
+            # from inside this very command (a hook disconnecting the client): undo.
+            await asyncio.shield(node.abandon(session, sub, present=present, joined=joined))
             raise _unsubscribed_meanwhile(sub.ended_by)
+        sub.establishing = False
         return result
 
     async def _position(
@@ -457,6 +471,8 @@ class Handlers:
         if not req.token:
             raise ReplyError(ErrorCode.BAD_REQUEST)
         decision = await hook(self.context(session), req.channel, req)
+        if session.subscriptions.get(req.channel) is not sub:
+            raise ReplyError(ErrorCode.PERMISSION_DENIED)  # it ended while the hook ran
         if isinstance(decision, Deny):
             raise _deny(decision)
         expires, ttl = _ttl(decision.expire_at)

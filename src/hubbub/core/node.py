@@ -79,7 +79,8 @@ class Node:
         self._housekeeping: asyncio.Task[None] | None = None
         self._started = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._subscribing: dict[str, asyncio.Future[None]] = {}  # broker subscribe in flight
+        self._live: set[str] = set()  # channels the broker delivers to this node
+        self._syncing: dict[str, asyncio.Task[None]] = {}  # per channel: see _sync_broker
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -186,79 +187,101 @@ class Node:
     async def add_subscriber(self, session: Session, sub: Subscription) -> None:
         """Join the hub; return once the broker delivers the channel to this node.
 
-        A second subscriber arriving while the first one's broker subscription is in
-        flight waits for it too: reading history before the broker delivers could miss
-        a publication made in between.
+        A subscriber arriving while a broker subscribe or unsubscribe of the channel is
+        in flight waits for it: reading history before the broker delivers could miss a
+        publication made in between.
         """
         channel = sub.channel
         self.metrics.subscribed()
-        if self.hub.add(session, sub):
-            pending = self._subscribing[channel] = self.loop.create_future()
-            try:
-                await self.broker.subscribe([channel])
-            except BaseException as exc:
-                pending.set_exception(EngineError(f"subscribing {channel!r} failed: {exc}"))
-                pending.exception()  # retrieved: the waiters get it, none is required
-                raise
-            else:
-                pending.set_result(None)
-            finally:
-                if self._subscribing.get(channel) is pending:
-                    del self._subscribing[channel]
-        else:
-            in_flight = self._subscribing.get(channel)
-            if in_flight is not None:
-                await asyncio.shield(in_flight)
+        self.hub.add(session, sub)
+        if channel in self._live and channel not in self._syncing:
+            return  # the common case: the broker delivers the channel already
+        await asyncio.shield(self._sync_broker(channel))
+
+    def _sync_broker(self, channel: str) -> asyncio.Task[None]:
+        """The task that brings the broker's subscription of ``channel`` in line with the
+        hub; one per channel at a time, so subscribes and unsubscribes never cross."""
+        task = self._syncing.get(channel)
+        if task is None:
+            task = self._syncing[channel] = self.loop.create_task(self._follow_hub(channel))
+        return task
+
+    async def _follow_hub(self, channel: str) -> None:
+        """Subscribe or unsubscribe the broker until it matches the hub. The node owns
+        this work, not a session: a closing client must not cancel a broker call that
+        others wait for. A failed subscribe fails every waiter (100, they may retry)."""
+        try:
+            while True:
+                wanted = self.hub.subscribers(channel) > 0
+                if wanted == (channel in self._live):
+                    return
+                if wanted:
+                    try:
+                        await self.broker.subscribe([channel])
+                    except Exception as exc:
+                        raise EngineError(f"subscribing {channel!r} failed: {exc}") from exc
+                    self._live.add(channel)
+                else:
+                    self._live.discard(channel)
+                    try:
+                        await self.broker.unsubscribe([channel])
+                    except Exception as exc:  # a stale subscription costs deliveries only
+                        _log.warning("broker unsubscribe failed", channel=channel, error=str(exc))
+        finally:
+            del self._syncing[channel]
 
     async def remove_subscriber(self, session: Session, channel: str) -> None:
         sub = session.subscriptions.get(channel)
         if sub is None:
             return
-        last = self._detach(session, channel)
+        self._detach(session, channel)
         if not sub.establishing:  # else the command establishing it releases it
-            await self._release_channel(session, sub, last)
+            await self._release_channel(session, sub)
 
-    async def abandon(
+    def abandon(
         self, session: Session, sub: Subscription, *, present: bool, joined: bool
-    ) -> None:
-        """Undo a subscription whose establishing failed or was unsubscribed meanwhile:
-        detach it if still attached, then release the engine side (the presence entry
-        only when ``present``: it was added; a leave only when ``joined``)."""
+    ) -> asyncio.Task[None]:
+        """Undo a subscription whose establishing failed or was ended meanwhile: end its
+        establishing and detach it now, if still attached, and return the task releasing
+        the engine side (the presence entry only when ``present``: it was added; a leave
+        only when ``joined``). Detaching before any await keeps the release single: a
+        close's release that comes later finds nothing left to release."""
+        sub.establishing = False
         if session.subscriptions.get(sub.channel) is sub:
-            last = self._detach(session, sub.channel)
-        else:  # detached meanwhile; whoever did it left the engine side to us
-            last = self.hub.subscribers(sub.channel) == 0
-        await self._release_channel(session, sub, last, present=present, joined=joined)
+            self._detach(session, sub.channel)
+        # else detached meanwhile; whoever did it left the engine side to us
+        return self.loop.create_task(
+            self._release_channel(session, sub, present=present, joined=joined)
+        )
 
-    def _detach(self, session: Session, channel: str) -> bool:
-        """Stop delivery to ``session`` at once; True when the node holds no subscriber left."""
+    def _detach(self, session: Session, channel: str) -> None:
+        """Stop delivery to ``session`` at once; the engine side follows (_release_channel)."""
         session.subscriptions.pop(channel, None)
         self.metrics.unsubscribed()
-        return self.hub.remove(session, channel)
+        self.hub.remove(session, channel)
 
     async def _release_channel(
-        self,
-        session: Session,
-        sub: Subscription,
-        last: bool,
-        *,
-        present: bool = True,
-        joined: bool = True,
+        self, session: Session, sub: Subscription, *, present: bool = True, joined: bool = True
     ) -> None:
         """The engine side of an unsubscribe: broker, presence, leave.
 
         The client is already detached; an engine failure here is logged, not raised:
         a presence entry then expires by its TTL, a stale broker subscription only
-        costs a delivery nobody takes.
+        costs a delivery nobody takes. What is decided here is decided now, not when
+        the client was detached: by then it may have subscribed again.
         """
         channel = sub.channel
         try:
-            if last:
-                await self.broker.unsubscribe([channel])
+            if self.hub.subscribers(channel) == 0 and (
+                channel in self._live or channel in self._syncing
+            ):
+                await asyncio.shield(self._sync_broker(channel))
+            if channel in session.subscriptions:
+                return  # subscribed again meanwhile: its presence entry is the new one's
             options = self.settings.channels.options_for(channel)
             if present and options is not None and options.presence:
                 await self.presence.remove(channel, session.client_id)
-                if joined and options.join_leave:
+                if joined and options.join_leave and channel not in session.subscriptions:
                     await self.broker.publish_leave(channel, session.client_info(sub.chan_info))
         except EngineError as exc:
             _log.warning("engine cleanup after unsubscribe failed", channel=channel, error=str(exc))
@@ -304,17 +327,32 @@ class Node:
                 await self._refresh_presence()
 
     async def _refresh_presence(self) -> None:
+        """Renew the presence entries of the subscriptions held now. The walk awaits the
+        store between entries, so each one is checked just before its add, and after it:
+        one released meanwhile must not come back as a ghost until its TTL."""
         ttl = self.settings.client.presence_ttl
         for session in list(self.sessions.values()):
             for channel, sub in list(session.subscriptions.items()):
                 options = self.settings.channels.options_for(channel)
-                if options is not None and options.presence:
-                    try:
-                        await self.presence.add(
-                            channel, session.client_id, session.client_info(sub.chan_info), ttl
-                        )
-                    except Exception:
-                        _log.warning("presence refresh failed", channel=channel)
+                if options is None or not options.presence or not self._holds(session, sub):
+                    continue
+                try:
+                    await self.presence.add(
+                        channel, session.client_id, session.client_info(sub.chan_info), ttl
+                    )
+                    if not self._holds(session, sub) and channel not in session.subscriptions:
+                        await self.presence.remove(channel, session.client_id)
+                except Exception:
+                    _log.warning("presence refresh failed", channel=channel)
+
+    @staticmethod
+    def _holds(session: Session, sub: Subscription) -> bool:
+        """``sub`` is established and still the session's (whose connection is open)."""
+        return (
+            not session.closed
+            and not sub.establishing
+            and session.subscriptions.get(sub.channel) is sub
+        )
 
     def subscribe(self, session: Session, channel: str, *, data: bytes = b"") -> bool:
         """Subscribe a connected client to ``channel`` from the server side: a Subscribe
@@ -359,13 +397,13 @@ class Node:
         sub = session.subscriptions.get(channel)
         if sub is None:
             return
-        last = self._detach(session, channel)  # nothing may follow the push
+        self._detach(session, channel)  # nothing may follow the push
         push = Unsubscribe(code=int(code), reason=UNSUBSCRIBE_REASONS[code])
         session.push(session.codec.encode(Reply(push=Push(channel=channel, unsubscribe=push))))
         if sub.establishing:  # its command is awaiting engines: it answers and releases
             sub.ended_by = int(code)
             return
-        self.loop.create_task(self._release_channel(session, sub, last))
+        self.loop.create_task(self._release_channel(session, sub))
 
     def disconnect(self, client_id: str, disconnect: Disconnect = codes.FORCE_DISCONNECT) -> bool:
         """Close one client's connection; False when it is not connected here."""
