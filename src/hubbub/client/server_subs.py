@@ -84,13 +84,20 @@ class ServerSubscriptions:
             self.on_unsubscribed.emit(UnsubscribedEvent(channel, code, NOT_RESUBSCRIBED))
 
     def _subscribed(self, channel: str, result: SubscribeResult) -> None:
-        # Recovered: the result's offset is ours and the missed publications follow;
-        # otherwise it is the top of the stream, where we start from now.
-        held = _Held(result.recoverable, result.positioned, result.offset, result.epoch)
+        # The result's publications are deduplicated against where we were, not against
+        # its offset: a Centrifuge server puts the stream's top there (the offset of the
+        # last missed publication), hubbub the position they follow.
+        before = self._held.get(channel)
+        same_stream = before is not None and before.epoch == result.epoch
+        offset = before.offset if before is not None and same_stream else 0
+        held = _Held(result.recoverable, result.positioned, offset, result.epoch)
         self._held[channel] = held
         self.on_subscribed.emit(SubscribedEvent.of(channel, result))
+        top = result.offset
         for pub in result.publications:
             self._deliver(channel, held, pub)
+            top = max(top, pub.offset)
+        held.offset = top
 
     # --------------------------------------------------------------------- pushes
 

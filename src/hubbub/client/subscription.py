@@ -370,18 +370,24 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
 
     def _subscribed(self, result: SubscribeResult) -> None:
         self._retries = 0
-        if result.recoverable or result.positioned:
-            self._epoch = result.epoch
-            # Recovered: the result's offset is ours and the missed publications follow;
-            # otherwise it is the top of the stream, where we start from now.
-            self._offset = result.offset
+        positioned = result.recoverable or result.positioned
+        if positioned and result.epoch != self._epoch:
+            self._offset = 0  # another stream: nothing of it was delivered yet
         self._recover = result.recoverable
         self._machine.fire(_Trigger.SUBSCRIBED)
         event = SubscribedEvent.of(self.channel, result)
         self._on_subscribed.emit(event)
         self._queue(event)
+        # The reply's publications are deduplicated against where we were, not against
+        # the result's offset: a Centrifuge server puts the stream's top there (the
+        # offset of the last missed publication), hubbub the position they follow.
+        top = result.offset
         for pub in result.publications:
             self._deliver(pub)
+            top = max(top, pub.offset)
+        if positioned:
+            self._epoch = result.epoch
+            self._offset = top
 
     def _deliver(self, pub: Publication) -> None:
         if pub.offset:
