@@ -565,6 +565,29 @@ def test_invalid_utf8_raises_protocol_error(kind: type[m.Command] | type[m.Reply
         CODEC.decode(frame, kind)  # type: ignore[type-var]
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'{"id":2,"publish":{"channel":"c","data":"\xff\xfe"}}',
+        b'{"id":2,"publish":{"channel":"c","data":{"k":"\xed\xa0\x80"}}}',  # a surrogate
+        b'{"id":1,"presence":{"channel":"c"}}\n{"id":2,"rpc":{"data":"\xc3"}}',
+    ],
+    ids=["publish data", "surrogate in data", "second line"],
+)
+def test_invalid_utf8_in_raw_data_raises_protocol_error(frame: bytes) -> None:
+    """``data`` is kept raw, unchecked by msgspec: the codec refuses a non-UTF-8 frame itself."""
+    with pytest.raises(ProtocolError, match="UTF-8"):
+        CODEC.decode(frame, m.Command)
+
+
+def test_utf8_data_is_accepted() -> None:
+    """Valid non-ASCII UTF-8 passes the check and reaches the message untouched."""
+    frame = '{"id":2,"publish":{"channel":"c","data":"héllo ✓"}}'.encode()
+    (command,) = CODEC.decode(frame, m.Command)
+    assert command.publish is not None
+    assert bytes(command.publish.data) == '"héllo ✓"'.encode()
+
+
 def test_deeply_nested_payload_raises_protocol_error() -> None:
     """A payload nested deeper than the recursion limit raises ProtocolError, not RecursionError."""
     frame = b'{"id":1,"publish":{"channel":"c","data":' + b"[" * 50_000 + b"]" * 50_000 + b"}}"

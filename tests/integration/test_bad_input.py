@@ -43,6 +43,14 @@ def fragmented(*parts: str) -> Action:
     return act
 
 
+def fragmented_bytes(*parts: bytes, text: bool) -> Action:
+    async def act(client: Client) -> None:
+        assert isinstance(client, WsClient)
+        await client.ws.send(iter(parts), text=text)  # fragments, their bytes unchecked
+
+    return act
+
+
 def text_frame(payload: bytes) -> Action:
     async def act(client: Client) -> None:
         assert isinstance(client, WsClient)
@@ -50,6 +58,10 @@ def text_frame(payload: bytes) -> Action:
 
     return act
 
+
+# A publish to the bystanders' channel: were it accepted, they would get it first and be
+# closed 3506 (a JSON client cannot take non-UTF-8 data), and history would keep it.
+NOT_UTF8 = b'{"id":7,"publish":{"channel":"chat:lobby","data":"\xff\xfe"}}'
 
 # (name, protobuf, connect first, action, expected close)
 CASES: list[tuple[str, bool, bool, Action, tuple[int, str]]] = [
@@ -80,11 +92,21 @@ CASES: list[tuple[str, bool, bool, Action, tuple[int, str]]] = [
     ("second connect", False, True, command("connect", {}), BAD_REQUEST),
     ("second connect protobuf", True, True, command("connect", {}), BAD_REQUEST),
     ("empty frame", False, True, raw(""), BAD_REQUEST),
+    ("text frame not UTF-8", False, True, text_frame(NOT_UTF8), BAD_REQUEST),
+    # Over WebSocket a binary frame, over TCP a JSON line.
+    ("JSON not UTF-8", False, True, raw(NOT_UTF8), BAD_REQUEST),
     (
-        "text frame not UTF-8",
+        "fragmented text not UTF-8",
         False,
         True,
-        text_frame(b'{"id":7,"publish":{"channel":"chat:lobby","data":"\xff\xfe"}}'),
+        fragmented_bytes(NOT_UTF8[:20], NOT_UTF8[20:], text=True),
+        BAD_REQUEST,
+    ),
+    (
+        "fragmented binary not UTF-8",
+        False,
+        True,
+        fragmented_bytes(NOT_UTF8[:20], NOT_UTF8[20:], text=False),
         BAD_REQUEST,
     ),
     ("empty frame protobuf", True, True, raw(b""), BAD_REQUEST),
@@ -121,6 +143,8 @@ WEBSOCKET_ONLY = {
     "empty frame protobuf",
     "fragmented message over the limit",
     "text frame not UTF-8",
+    "fragmented text not UTF-8",
+    "fragmented binary not UTF-8",
 }
 
 

@@ -13,7 +13,7 @@ from hubbub.protocol.messages import Command, Reply
 
 
 def is_utf8(payload: bytes | memoryview) -> bool:
-    """WebSocket text must be UTF-8 (browsers drop the connection otherwise)."""
+    """JSON text must be UTF-8 (browsers drop a WebSocket that sends them anything else)."""
     data = bytes(payload)
     if data.isascii():
         return True
@@ -64,14 +64,20 @@ class JsonCodec:
 
     def decode(self, frame: bytes, kind: type[M]) -> list[M]:
         decoder = self._decoders[kind]
+        # msgspec keeps ``data`` as Raw without validating it: a frame that is not UTF-8
+        # would be published and then break every JSON reader of the channel, so it is
+        # refused here, for every transport. ASCII (most JSON) costs one quick scan.
+        if not frame.isascii() and not is_utf8(frame):
+            raise ProtocolError("JSON message is not valid UTF-8")
         try:
-            if frame.find(b"\n") < 0 and frame.strip():
+            if frame.find(b"\n") < 0:
                 return [decoder.decode(frame)]  # one message per frame: the common case
             lines = frame.split(b"\n")
-            if lines and not lines[-1].strip():
+            if not lines[-1].strip():
                 lines.pop()  # a trailing newline is tolerated
-            if not lines:
-                raise ProtocolError("empty frame")
             return [decoder.decode(line) for line in lines]
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # An empty frame fails in msgspec too: it is named here, off the hot path.
+            if not frame.strip():
+                raise ProtocolError("empty frame") from None
             raise ProtocolError(f"malformed JSON message: {exc}") from None

@@ -26,7 +26,6 @@ from picows import (
 )
 
 from hubbub.codecs.base import Codec
-from hubbub.codecs.json import is_utf8
 from hubbub.core.node import Node
 from hubbub.core.session import Session
 from hubbub.protocol import codes
@@ -96,12 +95,8 @@ class _WebSocketConnection(WSListener):
                 if frame.payload_size > self._limit:
                     session.close(codes.MESSAGE_TOO_BIG)
                     return
-                payload = frame.get_payload_as_bytes()
-                # Text frames must be UTF-8; ASCII (most JSON) is answered without a call.
-                if msg_type is WSMsgType.TEXT and not payload.isascii() and not is_utf8(payload):
-                    session.close(codes.BAD_REQUEST)
-                    return
-                session.data_received(payload)
+                # UTF-8 is the JSON codec's check, for every frame type and transport.
+                session.data_received(frame.get_payload_as_bytes())
             else:
                 self._fragment(session, frame)
         elif msg_type is WSMsgType.CONTINUATION:
