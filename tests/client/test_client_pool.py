@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
-from clientkit import until
-from conftest import UNIT
+from clientkit import fast_backoff, until
+from conftest import UNIT, free_port
 
 from hubbub.client import (
+    Backoff,
     ClientClosedError,
     ClientPool,
     ClientState,
@@ -72,7 +74,7 @@ class Fakes:
 
 async def _started(size: int, urls: list[str] = URLS[:2]) -> tuple[ClientPool[FakeClient], Fakes]:
     fakes = Fakes()
-    pool = ClientPool(urls, size=size, factory=fakes, timeout=20 * UNIT)
+    pool = ClientPool(urls, size=size, factory=fakes, timeout=20 * UNIT, backoff=fast_backoff())
     await pool.start()
     await until(lambda: all(c.state is ClientState.CONNECTING for c in fakes.made))
     return pool, fakes
@@ -201,6 +203,58 @@ async def test_pool_ignores_its_own_disconnects_when_closing() -> None:
     pool, fakes = await _started(2)
     await pool.close()
     assert (pool.dropped, pool.replaced, len(fakes.made)) == (0, 0, 2)
+
+
+@dataclass(frozen=True)
+class CountingBackoff(Backoff):
+    """A Backoff that records which attempt each delay was asked for."""
+
+    asked: list[int] = field(default_factory=list, compare=False)
+
+    def delay(self, attempt: int) -> float:
+        self.asked.append(attempt)
+        return super().delay(attempt)
+
+
+def _give_up(client: FakeClient, attempts: int = 3) -> None:
+    """A client that never got READY fails its attempts and goes BROKEN."""
+    for _ in range(attempts):
+        client.machine.fire(ClientTrigger.ATTEMPT_FAILED)
+    client.machine.fire(ClientTrigger.GIVE_UP)
+
+
+async def test_replacements_in_a_row_continue_the_backoff() -> None:
+    """Each replacement of a replacement that never got READY waits the delay one client
+    would wait after all their failures (3 attempts each); READY starts over."""
+    backoff = CountingBackoff(initial=UNIT / 10, factor=1.0, jitter=0.0)
+    fakes = Fakes()
+    pool = ClientPool(URLS[:1], size=1, max_retries=3, factory=fakes, backoff=backoff)
+    await pool.start()
+    await until(lambda: fakes.made[0].connects == 1)
+    _give_up(fakes.made[0])  # failures 1-3: the replacement waits as before attempt 4
+    await until(lambda: len(fakes.made) == 2 and fakes.made[1].connects == 1)
+    _give_up(fakes.made[1])  # failures 4-6
+    await until(lambda: len(fakes.made) == 3 and fakes.made[2].connects == 1)
+    fakes.made[2].ready()
+    _break(fakes.made[2])  # it was READY: its replacement starts a new streak
+    await until(lambda: len(fakes.made) == 4 and fakes.made[3].connects == 1)
+    assert backoff.asked == [2, 5, 2]
+    await pool.close()
+
+
+async def test_pool_with_every_server_down_does_not_spin() -> None:
+    """A refused connect with max_retries=1 breaks a client at once; its replacement
+    waits the back-off instead of trying (and breaking) right away, again and again."""
+    url = f"ws://127.0.0.1:{free_port()}/connection/websocket"
+    pool = ClientPool(
+        [url], size=1, max_retries=1, backoff=Backoff(initial=3600.0, maximum=3600.0, jitter=0.0)
+    )
+    async with pool:
+        await until(lambda: pool.replaced >= 1)
+        await asyncio.sleep(10 * UNIT)  # a spinning pool replaces thousands meanwhile
+        assert pool.replaced == 1
+        assert [client.state for client in pool.clients] == [ClientState.IDLE]
+    assert pool.clients == []
 
 
 def test_pool_needs_urls_and_a_positive_size() -> None:

@@ -4,7 +4,10 @@
 addresses. ``acquire()`` hands out a READY one (round-robin among those). Each client
 reconnects by itself after a cut; one that fails ``max_retries`` attempts in a row goes
 BROKEN, and the pool drops it and starts a replacement on another address — the one
-with the fewest clients, other than the address that just failed. A client the server
+with the fewest clients, other than the address that just failed. A replacement of a
+replacement that never got READY waits before its first attempt, as long as one client
+would have waited after that many failures: with every server down the pool retries no
+faster than a single client, instead of spinning through fresh clients. A client the server
 closed for good (terminal code, refused connect) is dropped without a replacement: a
 new one would be refused the same way, and the pool must not spin.
 
@@ -21,6 +24,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
+from hubbub.client.backoff import Backoff
 from hubbub.client.callbacks import Handler
 from hubbub.client.client import DEFAULT_TIMEOUT, Client
 from hubbub.client.state import ClientState, ClientStateChanged
@@ -59,8 +63,10 @@ class ClientPool(Generic[C]):
         max_retries: failed reconnect attempts in a row after which a connection is
             replaced by one on another address.
         timeout: how long ``acquire()`` waits by default.
+        backoff: the clients' reconnect delays (default ``Backoff()``); it also spaces
+            replacements that fail in a row.
         factory: makes a client for a URL (default: ``Client(url, max_retries=...,
-            **client_options)``).
+            backoff=..., **client_options)``).
         client_options: passed to ``Client`` by the default factory.
     """
 
@@ -72,6 +78,7 @@ class ClientPool(Generic[C]):
         size: int | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         timeout: float = DEFAULT_TIMEOUT,
+        backoff: Backoff | None = None,
         **client_options: Any,
     ) -> None: ...
 
@@ -83,6 +90,7 @@ class ClientPool(Generic[C]):
         size: int | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         timeout: float = DEFAULT_TIMEOUT,
+        backoff: Backoff | None = None,
         factory: Callable[[str], C],
     ) -> None: ...
 
@@ -93,6 +101,7 @@ class ClientPool(Generic[C]):
         size: int | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         timeout: float = DEFAULT_TIMEOUT,
+        backoff: Backoff | None = None,
         factory: Callable[[str], Any] | None = None,
         **client_options: Any,
     ) -> None:
@@ -104,14 +113,17 @@ class ClientPool(Generic[C]):
         self.size = size if size is not None else len(self.urls)
         self.max_retries = max_retries
         self.timeout = timeout
+        self.backoff = backoff if backoff is not None else Backoff()
         if factory is None:
 
             def factory(url: str) -> Client:
-                return Client(url, max_retries=max_retries, **client_options)
+                return Client(url, max_retries=max_retries, backoff=backoff, **client_options)
 
         self._factory: Callable[[str], C] = cast("Callable[[str], C]", factory)
         self._clients: list[C] = []
         self._forget: dict[int, Callable[[], None]] = {}
+        self._streak: dict[int, int] = {}
+        """Per client (by id): how many clients before it in its place broke in a row."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._changes = Changes()
         self._cursor = 0
@@ -153,6 +165,7 @@ class ClientPool(Generic[C]):
         clients, self._clients = self._clients, []
         for client in clients:
             self._forget.pop(id(client), lambda: None)()
+            self._streak.pop(id(client), None)
         await asyncio.gather(*(client.disconnect() for client in clients))
         for task in list(self._tasks):
             task.cancel()
@@ -201,25 +214,38 @@ class ClientPool(Generic[C]):
 
     # ------------------------------------------------------------------ accounting
 
-    def _add(self, url: str) -> C:
+    def _add(self, url: str, streak: int = 0) -> C:
         client = self._factory(url)
         self._clients.append(client)
         self._forget[id(client)] = client.on_state(lambda event: self._on_state(client, event))
-        task = asyncio.get_running_loop().create_task(client.connect())
+        self._streak[id(client)] = streak
+        # The predecessors failed streak * max_retries attempts in a row: wait what one
+        # client would wait before its next attempt, so that the back-off keeps growing.
+        delay = self.backoff.delay(streak * self.max_retries - 1) if streak else 0.0
+        task = asyncio.get_running_loop().create_task(self._connect(client, delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return client
+
+    async def _connect(self, client: C, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if not self._closed and client in self._clients:
+            await client.connect()
 
     def _on_state(self, client: C, event: ClientStateChanged) -> None:
         self._changes.notify()
         if self._closed or client not in self._clients:
             return
-        if event.new is ClientState.BROKEN:
+        if event.new is ClientState.READY:
+            self._streak[id(client)] = 0
+        elif event.new is ClientState.BROKEN:
             url = self._other_url(client.url)
             _log.info("pool: connection to %s broken, replaced on %s", client.url, url)
+            streak = self._streak.get(id(client), 0) + 1
             self._drop(client)
             self.replaced += 1
-            self._add(url)
+            self._add(url, streak)
         elif event.new is ClientState.CLOSED:
             _log.warning("pool: %s closed the connection for good (%s)", client.url, event.code)
             self._drop(client)
@@ -228,6 +254,7 @@ class ClientPool(Generic[C]):
     def _drop(self, client: C) -> None:
         self._clients.remove(client)
         self._forget.pop(id(client), lambda: None)()
+        self._streak.pop(id(client), None)
         task = asyncio.get_running_loop().create_task(client.disconnect())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
