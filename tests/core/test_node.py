@@ -561,3 +561,23 @@ async def test_engine_failure_is_a_temporary_internal_error_and_the_session_live
     assert (await client.call("presence_stats", {"channel": ROOM})).presence_stats is not None
     assert client.conn.closed_with is None
     await node.shutdown(0)
+
+
+async def test_a_gap_unsubscribes_own_subscriptions_2500_and_closes_server_side_ones_3010(
+    node: Node,
+) -> None:
+    """After a gap a client's own subscription is ended with 2500 (it subscribes again
+    and recovers); a server-side one cannot be asked that, so its connection is closed
+    with 3010 (the client reconnects and recovers it through connect)."""
+    own = await subscribed(node)
+    granted = await connected(node)
+    assert node.subscribe(granted.session, ROOM)
+    await drain(granted.session)
+    assert ROOM in granted.session.subscriptions
+    node.hub.on_gap([ROOM])
+    await turns(5)
+    ends = [r.push.unsubscribe for r in own.conn.replies() if r.push and r.push.unsubscribe]
+    assert [end.code for end in ends] == [2500]
+    assert not own.conn.closes
+    assert granted.conn.closes == [codes.INSUFFICIENT_STATE]
+    assert node.hub.subscribers(ROOM) == 0

@@ -23,10 +23,14 @@ from engines.test_redis_cluster import local_cluster
 from faultproxy import FaultProxy
 from redis.backoff import EqualJitterBackoff
 
+from hubbub.core.hooks import ClientContext, Credentials, Hooks
+from hubbub.core.node import Node
 from hubbub.engines.redis import RedisBroker, RedisOptions, RedisPresenceStore
 from hubbub.errors import EngineError
 from hubbub.protocol.codes import UnsubscribeCode
-from integration.wsclient import open_client, payload
+from hubbub.protocol.messages import ConnectRequest
+from hubbub.server import Server
+from integration.wsclient import WsClient, open_client, payload
 
 REDIS_PORT = urlsplit(URL).port or 6379
 BOUND = 15.0
@@ -198,6 +202,46 @@ async def test_a_node_cut_from_redis_tells_its_clients_to_recover(
     finally:
         await on_a.close()
         await on_b.close()
+
+
+async def test_a_gap_closes_a_server_side_subscriber_3010_and_it_recovers_through_connect(
+    proxy: FaultProxy, prefix: str
+) -> None:
+    """A server-side subscription cannot be asked to subscribe again (2500): after a
+    gap its connection is closed with 3010, and a reconnect recovering it through
+    connect gets what was published meanwhile."""
+
+    async def grant(ctx: ClientContext, req: ConnectRequest) -> Credentials:
+        return Credentials(user="u", channels=(LOBBY,))
+
+    settings_a = chat_settings(
+        **{"engine.broker": proxy.url("redis", f"/0?prefix={prefix}&timeout=2")}
+    )
+    a = Server(settings_a, node=Node(settings_a, hooks=Hooks(on_connecting=grant)))
+    b = Server(chat_settings(**{"engine.broker": f"{URL}?prefix={prefix}"}))
+    await a.start()
+    await b.start()
+    on_a = await WsClient.open(ws_url(a))
+    again = None
+    try:
+        first = (await on_a.connect())["subs"][LOBBY]
+        await b.node.publish(LOBBY, b'{"n":1}')
+        [got] = await on_a.pubs(1, BOUND)
+        await outage(proxy)
+        await b.node.publish(LOBBY, b'{"n":2}')
+        proxy.refuse = False
+        assert await on_a.closed(BOUND) == (3010, "insufficient state")
+        again = await WsClient.open(ws_url(a))
+        sub = {"recover": True, "epoch": first["epoch"], "offset": got["offset"]}
+        result = (await again.connect(subs={LOBBY: sub}))["subs"][LOBBY]
+        assert result["recovered"] is True
+        assert [payload(p["data"]) for p in result["publications"]] == [{"n": 2}]
+    finally:
+        for ws in (on_a, again):
+            if ws is not None:
+                await ws.close()
+        await a.stop()
+        await b.stop()
 
 
 # ---------------------------------------------------------------------- a silent path

@@ -127,10 +127,18 @@ class Hub:
         self._presence_push(channel, Reply(push=Push(channel=channel, leave=Leave(info=info))))
 
     def on_gap(self, channels: Sequence[str]) -> None:
-        """Publications may be lost: every subscriber resubscribes and recovers (2500)."""
+        """Publications may be lost: every subscriber recovers. A client's own
+        subscription is ended with 2500, which makes it subscribe again; a server-side
+        one cannot be asked so, and its connection is closed with 3010 instead, which
+        makes the client reconnect and recover it through connect."""
         for channel in channels:
-            for session in list(self._channels.get(channel, ())):
-                session.node.unsubscribe(session, channel, UnsubscribeCode.INSUFFICIENT_STATE)
+            for session, sub in list(self._channels.get(channel, {}).items()):
+                if session.closed:
+                    continue  # closed for a server-side channel earlier in this gap
+                if sub.server_side:
+                    session.close(codes.INSUFFICIENT_STATE)
+                else:
+                    session.node.unsubscribe(session, channel, UnsubscribeCode.INSUFFICIENT_STATE)
 
     def _presence_push(self, channel: str, reply: Reply) -> None:
         subscribers = self._channels.get(channel)

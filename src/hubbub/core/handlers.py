@@ -194,7 +194,7 @@ class Handlers:
                 try:
                     options = self.options(channel)
                     results[channel] = await self._establish(
-                        session, channel, sub_req, options, b""
+                        session, channel, sub_req, options, b"", server_side=True
                     )
                 except ReplyError as exc:
                     _log.warning("server-side channel skipped", channel=channel, error=exc.message)
@@ -219,7 +219,7 @@ class Handlers:
             return  # subscribed already, by itself or by the server
         try:
             result = await self._establish(
-                session, channel, SubscribeRequest(channel=channel), options, b""
+                session, channel, SubscribeRequest(channel=channel), options, b"", server_side=True
             )
         except EngineError as exc:
             _log.warning("server-side subscribe failed", channel=channel, error=str(exc))
@@ -275,6 +275,8 @@ class Handlers:
         req: SubscribeRequest,
         options: ChannelOptions,
         chan_info: bytes,
+        *,
+        server_side: bool = False,
     ) -> SubscribeResult:
         """Join the hub, then read the stream position: nothing published in between is lost."""
         node = self.node
@@ -286,6 +288,7 @@ class Handlers:
             channel=channel,
             join_leave=options.join_leave,
             chan_info=chan_info,
+            server_side=server_side,
             establishing=True,
         )
         session.subscriptions[channel] = sub

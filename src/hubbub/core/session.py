@@ -112,6 +112,9 @@ class Subscription:
     join_leave: bool = False
     chan_info: bytes = b""
     expire_at: float = 0.0
+    # Granted by the server (at connect or Node.subscribe): the client cannot subscribe
+    # again by itself, so a gap closes its connection (3010) rather than unsubscribing.
+    server_side: bool = False
     # While the subscribe reply is being prepared live publications wait here, so the
     # reply goes out first and nothing is lost or doubled around it.
     pending: list[Publication] | None = field(default_factory=list)
