@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -581,3 +582,40 @@ async def test_a_gap_unsubscribes_own_subscriptions_2500_and_closes_server_side_
     assert not own.conn.closes
     assert granted.conn.closes == [codes.INSUFFICIENT_STATE]
     assert node.hub.subscribers(ROOM) == 0
+
+
+class _HangingPresence(MemoryPresenceStore):
+    """A presence store whose adds stop answering once ``hang`` is set, as one behind a
+    network path that died."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hang = False
+        self.stuck = 0
+
+    async def add(self, channel: str, client_id: str, info: ClientInfo, ttl: float) -> None:
+        if self.hang:
+            self.stuck += 1
+            await asyncio.Event().wait()
+        await super().add(channel, client_id, info, ttl)
+
+
+async def test_a_hanging_presence_refresh_does_not_hold_up_the_stale_sweep() -> None:
+    """The stale sweep closes a connection that never sent connect while a presence
+    refresh is stuck on the store."""
+    presence = _HangingPresence()
+    settings = chat_settings(**{"client.stale_timeout": 0.05, "client.presence_ttl": 0.3})
+    node = Node(settings, presence=presence)
+    await node.start()
+    try:
+        await subscribed(node)
+        presence.hang = True
+        async with asyncio.timeout(5):
+            while presence.stuck == 0:  # a refresh is stuck on the store now
+                await asyncio.sleep(0.01)
+            silent = Client(node)  # never sends connect
+            while not silent.conn.closes:
+                await asyncio.sleep(0.01)
+        assert silent.conn.closes == [codes.STALE]
+    finally:
+        await node.shutdown(0)

@@ -311,20 +311,31 @@ class Node:
     # -------------------------------------------------------------- housekeeping
 
     async def _keep_house(self) -> None:
-        """Close connections that never sent connect; refresh presence entries."""
+        """Close connections that never sent connect; refresh presence entries.
+
+        The refresh runs beside this loop, one at a time: a presence store that hangs
+        (each call waiting out its timeout) must not hold up the stale sweep.
+        """
         client = self.settings.client
         period = min(client.stale_timeout, client.presence_ttl / 3) / 2
         last_presence = time.monotonic()
-        while True:
-            await asyncio.sleep(period)
-            now = time.monotonic()
-            for session, accepted in list(self._awaiting.items()):
-                if now - accepted <= client.stale_timeout:
-                    break  # in order of arrival: the rest are younger
-                session.close(codes.STALE)
-            if now - last_presence >= client.presence_ttl / 3:
-                last_presence = now
-                await self._refresh_presence()
+        refresh: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(period)
+                now = time.monotonic()
+                for session, accepted in list(self._awaiting.items()):
+                    if now - accepted <= client.stale_timeout:
+                        break  # in order of arrival: the rest are younger
+                    session.close(codes.STALE)
+                if now - last_presence >= client.presence_ttl / 3 and (
+                    refresh is None or refresh.done()
+                ):
+                    last_presence = now
+                    refresh = self.loop.create_task(self._refresh_presence())
+        finally:
+            if refresh is not None:
+                refresh.cancel()
 
     async def _refresh_presence(self) -> None:
         """Renew the presence entries of the subscriptions held now. The walk awaits the
