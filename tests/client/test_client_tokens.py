@@ -7,9 +7,9 @@ import time
 from clientkit import Transitions, make_client, until, ws_url
 from conftest import ServerFactory
 
-from hubbub.client import ClientState, ClientTrigger
+from hubbub.client import ClientState, ClientTrigger, SubscriptionState
 from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny
-from hubbub.protocol.codes import ErrorCode
+from hubbub.protocol.codes import Disconnect, ErrorCode, UnsubscribeCode
 from hubbub.protocol.messages import ConnectRequest, RefreshRequest, SubscribeRequest
 
 CHANNEL = "chat:tokens"
@@ -104,3 +104,63 @@ async def test_subscription_token_comes_from_its_get_token(start_server: ServerF
     async with make_client(ws_url(server)) as client:
         await client.subscribe(CHANNEL, get_token=sub_token)
     assert seen == [f"token-for-{CHANNEL}"]
+
+
+async def _reconnect_after_3014(start_server: ServerFactory, **options: object) -> list[str]:
+    """Connect, have the server close with 3014, wait for the next READY; the tokens sent."""
+    server = await start_server()
+    sent: list[str] = []
+
+    async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials | Deny:
+        sent.append(req.token)
+        return Credentials(user="u") if req.token else Deny(code=ErrorCode.UNAUTHORIZED)
+
+    server.node.hooks.on_connecting = on_connecting
+    client = make_client(ws_url(server), **options)
+    seen = Transitions(client)
+    await client.connect()
+    await client.ready()
+    server.node.disconnect(client.client_id, Disconnect(3014, "state invalidated"))
+    await until(lambda: seen.count(ClientState.READY) == 2 or client.state is ClientState.CLOSED)
+    state = client.state
+    await client.disconnect()
+    assert state is ClientState.READY, f"{state}: {client.error!r}; tokens sent {sent}"
+    return sent
+
+
+async def test_static_token_is_kept_after_3014(start_server: ServerFactory) -> None:
+    """3014 invalidates our state, not the token we were given: with no get_token to
+    fetch another, the reconnect sends the same one (it used to send none: CLOSED)."""
+    assert await _reconnect_after_3014(start_server, token="static") == ["static", "static"]
+
+
+async def test_token_is_fetched_again_after_3014(start_server: ServerFactory) -> None:
+    """With get_token, 3014 drops the token and the reconnect fetches a fresh one."""
+    tokens = iter(["first", "second"])
+
+    async def get_token() -> str:
+        return next(tokens)
+
+    assert await _reconnect_after_3014(start_server, get_token=get_token) == ["first", "second"]
+
+
+async def test_static_subscription_token_is_kept_after_2502(start_server: ServerFactory) -> None:
+    """Unsubscribe 2502 (state invalidated) resubscribes with the subscription's own
+    token when it has no get_token (it used to send none and be refused for good)."""
+    server = await start_server()
+    sent: list[str] = []
+
+    async def on_subscribe(ctx: ClientContext, channel: str, req: SubscribeRequest) -> Allow | Deny:
+        sent.append(req.token)
+        return Allow() if req.token else Deny(code=ErrorCode.PERMISSION_DENIED)
+
+    server.node.hooks.on_subscribe = on_subscribe
+    async with make_client(ws_url(server)) as client:
+        sub = await client.subscribe(CHANNEL, token="subtoken")
+        moves: list[SubscriptionState] = []
+        sub.on_state(lambda event: moves.append(event.new))
+        session = server.node.sessions[client.client_id]
+        server.node.unsubscribe(session, CHANNEL, UnsubscribeCode.STATE_INVALIDATED)
+        await until(lambda: len(moves) == 2)
+        assert sent == ["subtoken", "subtoken"]
+        assert moves == [SubscriptionState.SUBSCRIBING, SubscriptionState.SUBSCRIBED]

@@ -610,7 +610,8 @@ class Client(Stateful[ClientState, ClientTrigger]):
             self._terminate(lost, code=end.code, reason=end.reason)
             return None
         if end.code == DisconnectCode.STATE_INVALIDATED:
-            self._token = ""
+            if self._get_token is not None:
+                self._token = ""  # fetch a fresh one; a static token is all we have
             for sub in self._subs.values():
                 sub._forget_position()
             self._server_subs.forget_positions()

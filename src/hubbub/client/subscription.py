@@ -432,8 +432,10 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
             self._start(conn)
 
     def _forget_position(self) -> None:
-        """The server says our state is stale: drop the token and the position."""
-        self._token = ""
+        """The server says our state is stale: drop the position, and the token if
+        ``get_token`` can fetch another (a static token is all we have)."""
+        if self._get_token is not None:
+            self._token = ""
         self._recover = False
         self._offset, self._epoch = 0, ""
 
