@@ -34,7 +34,7 @@ from hubbub.transports.sockets import keepalive_on_listeners
 
 WEBSOCKET_PATH = "/connection/websocket"
 CLOSE_GRACE = 5.0
-"""Seconds to wait for the client's close frame before dropping the socket."""
+"""Seconds to wait for the client's close frame (or to flush) before dropping the socket."""
 
 _log = structlog.get_logger(__name__)
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
@@ -105,7 +105,10 @@ class _WebSocketConnection(WSListener):
             # The client closes, or answers our close: complete the handshake, let go.
             if not transport.is_close_frame_sent:
                 transport.send_close(frame.get_close_code(), frame.get_close_message())
-            transport.disconnect()
+            transport.disconnect()  # once what is written is flushed
+            if transport.underlying_transport.get_write_buffer_size():
+                # A client that stops reading would hold the socket and buffer for good.
+                self.node.loop.call_later(CLOSE_GRACE, transport.disconnect, False)
 
     def _fragment(self, session: Session, frame: WSFrame) -> None:
         payload = frame.get_payload_as_bytes()
@@ -146,7 +149,9 @@ class _WebSocketConnection(WSListener):
         if disconnect is codes.SLOW:
             transport.disconnect(graceful=False)  # its buffer is full: do not wait on it
             return
-        self.node.loop.call_later(CLOSE_GRACE, transport.disconnect)
+        # Then drop it, unsent bytes and all: a graceful close would wait for a client
+        # that stopped reading to drain the buffer, and keep both for good.
+        self.node.loop.call_later(CLOSE_GRACE, transport.disconnect, False)
 
 
 def choose_codec(node: Node, request: WSUpgradeRequest) -> tuple[Codec | None, str]:
