@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 from conformance.case_redis import URL, scratch_prefix, unavailable
 from conftest import ServerFactory, chat_settings, eventually, ws_url
 from enginekit import HISTORY, Recorder, client, numbers, offsets, pub
@@ -26,6 +27,7 @@ from redis.backoff import EqualJitterBackoff
 from hubbub.core.hooks import ClientContext, Credentials, Hooks
 from hubbub.core.node import Node
 from hubbub.engines.redis import RedisBroker, RedisOptions, RedisPresenceStore
+from hubbub.engines.redis.keys import KeyNames
 from hubbub.errors import EngineError
 from hubbub.protocol.codes import UnsubscribeCode
 from hubbub.protocol.messages import ConnectRequest
@@ -97,6 +99,34 @@ async def test_outage_fails_publishes_then_resubscribes_and_reports_the_gap(
         assert numbers(events.pubs("chat:c")) == [4]  # held through the failed subscribe
         page, _ = await broker.history("chat:a", since=None, limit=-1, reverse=False)
         assert (offsets(page), numbers(page)) == ([1, 2], [1, 3])  # nothing half-published
+    finally:
+        await broker.close()
+
+
+async def test_offsets_that_jump_on_the_live_path_are_reported_as_a_gap(prefix: str) -> None:
+    """The stream's metadata gone while subscribed (evicted, or flushed without a
+    reconnect): offsets start again at 1 under a new epoch. Live subscribers holding the
+    old position would skip them as already seen; the broker reports a gap instead,
+    and consecutive offsets report none."""
+    events = Recorder()
+    broker = RedisBroker(RedisOptions.from_url(f"{URL}?prefix={prefix}"))
+    await broker.start(events)
+    try:
+        await broker.subscribe(["chat:a"])
+        for n in (1, 2):
+            await broker.publish("chat:a", pub(n), HISTORY)
+        await broker.settle()
+        assert gaps(events) == set()
+        _, before = await broker.history("chat:a", since=None, limit=0, reverse=False)
+        with redis.Redis.from_url(URL) as direct:
+            names = KeyNames(prefix)
+            direct.delete(names.stream("chat:a"), names.meta("chat:a"))
+        await broker.publish("chat:a", pub(3), HISTORY)
+        await broker.settle()
+        _, after = await broker.history("chat:a", since=None, limit=0, reverse=False)
+        assert (after.offset, after.epoch != before.epoch) == (1, True)
+        assert gaps(events) == {"chat:a"}
+        assert numbers(events.pubs("chat:a")) == [1, 2, 3]
     finally:
         await broker.close()
 

@@ -67,6 +67,9 @@ class RedisBroker:
         self._publisher: Commands | OrderedPipeline = self._pipeline or self._commands
         self._handler: BrokerEventHandler | None = None
         self._subscriptions: Subscriptions | None = None
+        # The offset last delivered per history channel: Pub/Sub keeps the order of the
+        # publish script's calls, so any other next offset is a loss or a new epoch.
+        self._offsets: dict[str, int] = {}
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -106,6 +109,8 @@ class RedisBroker:
         await self._started().subscribe(names)
 
     async def unsubscribe(self, channels: Sequence[str]) -> None:
+        for channel in channels:
+            self._offsets.pop(channel, None)
         self._started().unsubscribe([self._names.pubsub(channel) for channel in channels])
 
     async def settle(self) -> None:
@@ -189,7 +194,17 @@ class RedisBroker:
         kind = head[:1]
         try:
             if kind == PUB:
-                handler.on_publication(channel, decode_publication(body, int(head[1:])))
+                offset = int(head[1:])
+                if offset:
+                    last = self._offsets.get(channel)
+                    self._offsets[channel] = offset
+                    if last is not None and offset != last + 1:
+                        # Lost on the way, or the stream's metadata is gone (evicted,
+                        # flushed) and offsets started again under a new epoch: the
+                        # subscribers recover from history rather than see a jump.
+                        _log.warning("redis offsets jumped", channel=channel, last=last, now=offset)
+                        handler.on_gap([channel])
+                handler.on_publication(channel, decode_publication(body, offset))
             elif kind == JOIN:
                 handler.on_join(channel, decode_info(body))
             elif kind == LEAVE:
@@ -200,6 +215,8 @@ class RedisBroker:
             _log.exception("redis pub/sub message not delivered", channel=channel)
 
     def _gap(self, channels: list[str]) -> None:
+        for channel in channels:  # what came meanwhile is unknown: start counting again
+            self._offsets.pop(channel, None)
         if self._handler is not None:
             self._handler.on_gap(channels)
 
