@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
@@ -19,6 +20,7 @@ from hubbub.server import Server
 
 __all__ = [
     "WAIT",
+    "CountingBackoff",
     "FakeServer",
     "OpenClient",
     "Transitions",
@@ -36,6 +38,17 @@ WAIT = 100 * UNIT
 def fast_backoff() -> Backoff:
     """Reconnect delays of one to four units: quick tests, same code path."""
     return Backoff(initial=UNIT, factor=1.5, maximum=4 * UNIT)
+
+
+@dataclass(frozen=True)
+class CountingBackoff(Backoff):
+    """A Backoff that records which attempt each delay was asked for."""
+
+    asked: list[int] = field(default_factory=list, compare=False)
+
+    def delay(self, attempt: int) -> float:
+        self.asked.append(attempt)
+        return super().delay(attempt)
 
 
 def tcp_url(server: Server) -> str:

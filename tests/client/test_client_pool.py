@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
-from clientkit import fast_backoff, until
+from clientkit import CountingBackoff, fast_backoff, until
 from conftest import UNIT, free_port
 
 from hubbub.client import (
@@ -203,17 +202,6 @@ async def test_pool_ignores_its_own_disconnects_when_closing() -> None:
     pool, fakes = await _started(2)
     await pool.close()
     assert (pool.dropped, pool.replaced, len(fakes.made)) == (0, 0, 2)
-
-
-@dataclass(frozen=True)
-class CountingBackoff(Backoff):
-    """A Backoff that records which attempt each delay was asked for."""
-
-    asked: list[int] = field(default_factory=list, compare=False)
-
-    def delay(self, attempt: int) -> float:
-        self.asked.append(attempt)
-        return super().delay(attempt)
 
 
 def _give_up(client: FakeClient, attempts: int = 3) -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from clientkit import Transitions, make_client, until, ws_url
-from conftest import ServerFactory
+from clientkit import CountingBackoff, Transitions, make_client, until, ws_url
+from conftest import UNIT, ServerFactory
 
-from hubbub.client import ClientState, ClientTrigger, SubscriptionState
+from hubbub.client import (
+    ClientState,
+    ClientTrigger,
+    ConnectionLostError,
+    ErrorEvent,
+    ReplyError,
+    RequestTimeoutError,
+    SubscriptionState,
+)
 from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny
 from hubbub.protocol.codes import Disconnect, ErrorCode, UnsubscribeCode
 from hubbub.protocol.messages import ConnectRequest, RefreshRequest, SubscribeRequest
@@ -164,3 +173,108 @@ async def test_static_subscription_token_is_kept_after_2502(start_server: Server
         await until(lambda: len(moves) == 2)
         assert sent == ["subtoken", "subtoken"]
         assert moves == [SubscriptionState.SUBSCRIBING, SubscriptionState.SUBSCRIBED]
+
+
+EXPIRING = {"client.ping_interval": 0.25, "client.expiry_grace": 0.5}
+"""Expiry checked often, with a short grace: a connection not refreshed ends soon."""
+
+
+async def test_refresh_that_timed_out_is_sent_again(start_server: ServerFactory) -> None:
+    """The first refresh is answered after the client's timeout: the client asks again
+    on the same connection (it used to give up and let the connection expire: 3005)."""
+    server = await start_server(**EXPIRING)
+    calls: list[str] = []
+
+    async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials:
+        return Credentials(user="bob", expire_at=time.time() + 1)
+
+    async def on_refresh(ctx: ClientContext, req: RefreshRequest) -> Credentials:
+        calls.append(ctx.client_id)
+        if len(calls) == 1:
+            await asyncio.sleep(8 * UNIT)  # the client stops waiting after 4 units
+            return Credentials(user="bob", expire_at=time.time() + 1)  # it never learns
+        return Credentials(user="bob", expire_at=time.time() + 3600)
+
+    server.node.hooks.on_connecting = on_connecting
+    server.node.hooks.on_refresh = on_refresh
+
+    async def get_token() -> str:
+        return "token"
+
+    client = make_client(ws_url(server), get_token=get_token, timeout=4 * UNIT)
+    errors: list[ErrorEvent] = []
+    client.on_error(errors.append)
+    await client.connect()
+    await client.ready()
+    first = client.client_id
+    await until(lambda: len(calls) == 2)
+    await client.disconnect()
+    assert calls == [first, first], "the second refresh came from a new connection"
+    assert [type(event.error) for event in errors] == [RequestTimeoutError]
+
+
+async def test_temporary_refresh_errors_are_retried_with_growing_delays(
+    start_server: ServerFactory,
+) -> None:
+    """Two temporary refusals: the client tries again after back-off delays 0 then 1."""
+    server = await start_server()
+    calls = 0
+
+    async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials:
+        return Credentials(user="bob", expire_at=time.time() + 1)
+
+    async def on_refresh(ctx: ClientContext, req: RefreshRequest) -> Credentials | Deny:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            return Deny(code=ErrorCode.INTERNAL, temporary=True)
+        return Credentials(user="bob", expire_at=time.time() + 3600)
+
+    server.node.hooks.on_connecting = on_connecting
+    server.node.hooks.on_refresh = on_refresh
+
+    async def get_token() -> str:
+        return "token"
+
+    backoff = CountingBackoff(initial=UNIT, factor=2.0, maximum=4 * UNIT)
+    client = make_client(ws_url(server), get_token=get_token, backoff=backoff)
+    await client.connect()
+    await client.ready()
+    first = client.client_id
+    await until(lambda: calls == 3)
+    assert client.state is ClientState.READY and client.client_id == first
+    await client.disconnect()
+    assert backoff.asked == [0, 1]
+
+
+async def test_refresh_refused_for_good_closes_the_client(start_server: ServerFactory) -> None:
+    """A permanent refusal (103) is not asked again: the client closes without
+    reconnecting, as centrifuge-js does (it used to retry every second forever)."""
+    server = await start_server()
+    calls = 0
+
+    async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials:
+        return Credentials(user="bob", expire_at=time.time() + 1)
+
+    async def on_refresh(ctx: ClientContext, req: RefreshRequest) -> Deny:
+        nonlocal calls
+        calls += 1
+        return Deny(code=ErrorCode.PERMISSION_DENIED)
+
+    server.node.hooks.on_connecting = on_connecting
+    server.node.hooks.on_refresh = on_refresh
+
+    async def get_token() -> str:
+        return "token"
+
+    client = make_client(ws_url(server), get_token=get_token)
+    seen = Transitions(client)
+    await client.connect()
+    await client.ready()
+    await until(lambda: client.state is not ClientState.READY or calls > 1)
+    await client.disconnect()
+    assert calls == 1
+    assert seen.states == [ClientState.CONNECTING, ClientState.READY, ClientState.CLOSED]
+    assert seen.events[-1].code == ErrorCode.PERMISSION_DENIED
+    assert isinstance(client.error, ConnectionLostError)
+    assert isinstance(client.error.__cause__, ReplyError)

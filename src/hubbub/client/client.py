@@ -61,6 +61,7 @@ from hubbub.errors import (
     ConnectionLostError,
     ProtocolError,
     ReplyError,
+    RequestTimeoutError,
 )
 from hubbub.protocol.codes import DisconnectCode, ErrorCode
 from hubbub.protocol.messages import (
@@ -161,6 +162,8 @@ class Client(Stateful[ClientState, ClientTrigger]):
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresh: asyncio.TimerHandle | None = None
+        self._refresh_failures = 0
+        """Refreshes of the current connection that failed in a row (for the back-off)."""
         self._client_id = ""
         self._subs: dict[str, Subscription] = {}
         self._server_subs = ServerSubscriptions(self._runner)
@@ -594,7 +597,8 @@ class Client(Stateful[ClientState, ClientTrigger]):
         self._client_id = result.client
         conn.start_heartbeat(result.ping, self.max_server_ping_delay, pong=result.pong)
         if result.expires:
-            self._schedule_refresh(conn, result.ttl)
+            self._refresh_failures = 0
+            self._schedule_refresh(conn, max(result.ttl, 1))
         self._machine.fire(_Trigger.CONNECTED)
         self._server_subs.connected(result.subs)
         self._release_pushes()
@@ -653,11 +657,11 @@ class Client(Stateful[ClientState, ClientTrigger]):
 
     # ------------------------------------------------------------ token refresh
 
-    def _schedule_refresh(self, conn: Connection, ttl: int) -> None:
+    def _schedule_refresh(self, conn: Connection, delay: float) -> None:
         if self._get_token is None:
             return  # the server closes the connection when it expires; nothing to do
         loop = asyncio.get_running_loop()
-        self._refresh = loop.call_later(max(ttl, 1), self._start_refresh, conn)
+        self._refresh = loop.call_later(delay, self._start_refresh, conn)
 
     def _start_refresh(self, conn: Connection) -> None:
         self._refresh = None
@@ -670,16 +674,34 @@ class Client(Stateful[ClientState, ClientTrigger]):
             reply = await conn.call(
                 Command(refresh=RefreshRequest(token=self._token)), self.timeout
             )
+        except ReplyError as exc:
+            if exc.temporary or exc.code < 100 or exc.code == ErrorCode.TOKEN_EXPIRED:
+                self._refresh_failed(conn, exc)
+            else:
+                # Refused for good (as centrifuge-js): a reconnect would be refused too
+                # once the token runs out, so close now instead of asking again forever.
+                self._on_error.emit(ErrorEvent("", exc))
+                conn.close(Closed(exc.code, exc.message, reconnect=False, error=exc))
+            return
+        except RequestTimeoutError as exc:
+            self._refresh_failed(conn, exc)  # the connection may well be alive: ask again
+            return
         except ClientError:
             return  # the connection ended; the next connect sends the new token
-        except Exception as exc:
-            self._on_error.emit(ErrorEvent("", exc))
-            if not conn.is_closed:
-                self._schedule_refresh(conn, round(self.backoff.delay(0)) or 1)
+        except Exception as exc:  # get_token failed
+            self._refresh_failed(conn, exc)
             return
+        self._refresh_failures = 0
         result = reply.refresh
         if result is not None and result.expires and not conn.is_closed:
-            self._schedule_refresh(conn, result.ttl)
+            self._schedule_refresh(conn, max(result.ttl, 1))
+
+    def _refresh_failed(self, conn: Connection, error: BaseException) -> None:
+        """Tell the application, and try again after a delay that grows with each failure."""
+        self._on_error.emit(ErrorEvent("", error))
+        if not conn.is_closed:
+            self._schedule_refresh(conn, self.backoff.delay(self._refresh_failures))
+            self._refresh_failures += 1
 
     def _cancel_refresh(self) -> None:
         if self._refresh is not None:
