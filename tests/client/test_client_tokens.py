@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from clientkit import CountingBackoff, Transitions, make_client, until, ws_url
+import pytest
+from clientkit import WAIT, CountingBackoff, Transitions, make_client, until, ws_url
 from conftest import UNIT, ServerFactory
 
 from hubbub.client import (
+    ClientClosedError,
     ClientState,
     ClientTrigger,
     ConnectionLostError,
@@ -20,6 +22,7 @@ from hubbub.client import (
 from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny
 from hubbub.protocol.codes import Disconnect, ErrorCode, UnsubscribeCode
 from hubbub.protocol.messages import ConnectRequest, RefreshRequest, SubscribeRequest
+from hubbub.server import Server
 
 CHANNEL = "chat:tokens"
 
@@ -278,3 +281,56 @@ async def test_refresh_refused_for_good_closes_the_client(start_server: ServerFa
     assert seen.events[-1].code == ErrorCode.PERMISSION_DENIED
     assert isinstance(client.error, ConnectionLostError)
     assert isinstance(client.error.__cause__, ReplyError)
+
+
+async def test_get_token_failing_after_unsubscribe_is_ignored(server: Server) -> None:
+    """A subscription's get_token fails after unsubscribe(): nothing is retried and its
+    task ends quietly (it used to raise InvalidTransition, INTERRUPTED from UNSUBSCRIBED)."""
+    asked, fail = asyncio.Event(), asyncio.Event()
+
+    async def sub_token(channel: str) -> str:
+        asked.set()
+        await fail.wait()
+        raise RuntimeError("auth backend down")
+
+    async with make_client(ws_url(server)) as client:
+        sub = client.new_subscription(CHANNEL, get_token=sub_token)
+        moves: list[SubscriptionState] = []
+        sub.on_state(lambda event: moves.append(event.new))
+        subscribing = asyncio.ensure_future(sub.subscribe())
+        await asyncio.wait_for(asked.wait(), WAIT)
+        fetching = list(client._tasks)
+        await sub.unsubscribe()
+        with pytest.raises(ClientClosedError):
+            await subscribing
+        fail.set()
+        done, _ = await asyncio.wait(fetching, timeout=WAIT)
+        assert done == set(fetching)
+        assert [task.exception() for task in fetching] == [None]
+        assert moves == [SubscriptionState.SUBSCRIBING, SubscriptionState.UNSUBSCRIBED]
+
+
+async def test_disconnect_cancels_a_get_token_that_never_returns(server: Server) -> None:
+    """disconnect() leaves no background task behind, even one stuck in get_token."""
+    asked = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def sub_token(channel: str) -> str:
+        asked.set()
+        try:
+            await asyncio.Event().wait()  # e.g. an HTTP call that never returns
+        except asyncio.CancelledError:
+            cancelled.append(channel)
+            raise
+        return "never"
+
+    client = make_client(ws_url(server))
+    await client.connect()
+    await client.ready()
+    sub = client.new_subscription(CHANNEL, get_token=sub_token)
+    subscribing = asyncio.ensure_future(sub.subscribe())
+    await asyncio.wait_for(asked.wait(), WAIT)
+    await client.disconnect()
+    with pytest.raises(ClientClosedError):
+        await subscribing
+    assert cancelled == [CHANNEL]

@@ -253,6 +253,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
     async def disconnect(self) -> None:
         """Close for good: no reconnect; waiting requests get ``ClientClosedError``."""
         if self.state is _State.CLOSED:
+            await self._cancel_tasks()  # closed by the server: a get_token may still run
             return
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
@@ -267,6 +268,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
         self._cancel_refresh()
         if conn is not None:
             conn.close(local_close(LocalCode.DISCONNECT_CALLED, reconnect=False))
+        await self._cancel_tasks()
         if not self._machine.can(_Trigger.DISCONNECT):
             return
         self._error = None
@@ -444,6 +446,16 @@ class Client(Stateful[ClientState, ClientTrigger]):
         """Hold a reference to a background task until it ends."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _cancel_tasks(self) -> None:
+        """End the background tasks (a get_token that may never return): a closed
+        client leaves nothing running."""
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ internals
 

@@ -325,13 +325,25 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
 
     async def _start_with_token(self, conn: Connection) -> None:
         assert self._get_token is not None
+        attempt = self._attempt
         try:
-            self._token = await self._get_token(self.channel)
+            token = await self._get_token(self.channel)
         except Exception as exc:
-            self._schedule_retry(exc)
+            if self._still_starting(conn, attempt):
+                self._schedule_retry(exc)
             return
-        if self.state is _State.SUBSCRIBING and self._conn is conn and not conn.is_closed:
-            self._start(conn)
+        if self._still_starting(conn, attempt):
+            self._token = token
+            if not conn.is_closed:
+                self._start(conn)
+
+    def _still_starting(self, conn: Connection, attempt: int) -> bool:
+        """Is the subscribe that asked for a token still wanted?
+
+        get_token may take long: meanwhile the subscription may have ended (and even
+        begun again) or moved to another connection, which started its own fetch.
+        """
+        return self.state is _State.SUBSCRIBING and self._conn is conn and self._attempt == attempt
 
     def _on_reply(self, conn: Connection, attempt: int, outcome: Reply | ClientError) -> None:
         if self.state is not _State.SUBSCRIBING or attempt != self._attempt:
