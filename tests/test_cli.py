@@ -9,6 +9,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from conftest import EXAMPLE, UNIT, ServerFactory, free_port
@@ -138,3 +139,70 @@ async def test_tcp_sockets_inherit_keepalive_from_the_listener(
     if hasattr(socket, "TCP_KEEPIDLE"):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
     writer.close()
+
+
+# ------------------------------------------------------- bad configs: a line, no traceback
+
+
+async def _hubbub(*args: str) -> tuple[int, str]:
+    """Run ``hubbub ARGS`` to its end: the exit code and everything it printed."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubbub.cli",
+        *args,
+        env=base,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"server:\n  host: 127.0.0.1\x1b\n",
+        b"server:\n  port: 8000\n\x00",
+        b"server: " + b"[" * 500 + b"]" * 500 + b"\n",
+        b"engine:\n  broker: bogus://x\n",
+        b"engine:\n  broker: redis://127.0.0.1:notaport\n",
+        b"engine:\n  presence: memory://whatever\n",
+        b"server:\n  port: 18123\n  internal_port: 18123\n",
+    ],
+    ids=["escape", "NUL", "deep", "scheme", "port", "memory", "same port"],
+)
+@pytest.mark.parametrize("command", ["config check", "serve -c"])
+async def test_bad_config_exits_2_naming_the_file(
+    tmp_path: Path, text: bytes, command: str
+) -> None:
+    """Control characters, deep nesting, engine URLs serve cannot use, two listeners on one
+    port: `config check` and `serve` both exit 2 with the file named, never a traceback."""
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text)
+    code, out = await _hubbub(*command.split(), str(path))
+    assert code == 2, out
+    assert f"{path}:" in out
+    assert "Traceback" not in out and "Error:" not in out
+
+
+async def test_unreachable_broker_at_serve_names_the_key_and_url(tmp_path: Path) -> None:
+    """A broker that cannot be reached ends serve with one line naming engine.broker and its
+    URL (password hidden), exit 1, no traceback."""
+    port = free_port()  # nothing listens there: the connection is refused
+    path = tmp_path / "down.yaml"
+    path.write_text(
+        "server:\n  port: 0\n  internal_port: 0\n"
+        f"engine:\n  broker: redis://al:sekrit@127.0.0.1:{port}/0?timeout=0.5\n"
+    )
+    code, out = await _hubbub("serve", "-c", str(path))
+    assert code == 1, out
+    assert f"engine.broker = redis://al:***@127.0.0.1:{port}/0?timeout=0.5" in out
+    assert "sekrit" not in out and "Traceback" not in out

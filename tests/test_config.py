@@ -203,6 +203,41 @@ NAMESPACE = """channels:
         ("log:\n  format: xml\n", 2, "log.format", "one of 'auto', 'json' or 'console'"),
         ("log:\n  level: loud\n", 2, "log.level", "(got 'loud')"),
         ("engine:\n  broker: redis\n", 2, "engine.broker", "URL like memory://"),
+        # What serve would die on is refused by the engine registry's own parsing.
+        ("engine:\n  broker: bogus://x\n", 2, "engine.broker", "no broker for bogus://"),
+        (
+            "engine:\n  broker: redis://127.0.0.1:notaport\n",
+            2,
+            "engine.broker",
+            "bad port in the URL: port could not be cast to integer value as 'notaport'",
+        ),
+        ("engine:\n  broker: nats://h:99999\n", 2, "engine.broker", "port out of range"),
+        ("engine:\n  broker: memory://whatever\n", 2, "engine.broker", "takes no host"),
+        ("engine:\n  broker: redis://h/x\n", 2, "engine.broker", "database number"),
+        (
+            "engine:\n  presence: bogus://x\n",
+            2,
+            "engine.presence",
+            "no presence store for bogus://",
+        ),
+        (
+            "server:\n  port: 9000\n  internal_port: 9000\n",
+            3,
+            "server.internal_port",
+            "server.port is 9000 too",
+        ),
+        (
+            "server:\n  port: 9000\n  tcp_port: 9000\n",
+            3,
+            "server.tcp_port",
+            "server.port is 9000 too",
+        ),
+        (
+            "server:\n  tcp_port: 9001\n  internal_port: 9001\n",
+            2,
+            "server.tcp_port",
+            "server.internal_port is 9001 too",
+        ),
         ("server: 8000\n", 1, "server", "expected a mapping of keys (got 8000)"),
         (
             NAMESPACE.format(option="history_size: 10"),
@@ -298,6 +333,20 @@ def test_several_errors_are_all_reported_in_line_order(tmp_path: Path) -> None:
     ]
 
 
+def test_engine_url_errors_do_not_repeat_the_url(tmp_path: Path) -> None:
+    """A URL may hold a password: the registry's reason names the problem, not the URL."""
+    path = write(tmp_path, "engine:\n  broker: redis://u:sekrit@h:1/x\n")
+    message = config_error(path)
+    assert message.startswith(f"{path}:2: engine.broker: redis URL path")
+    assert "sekrit" not in message
+
+
+def test_port_zero_twice_is_valid(tmp_path: Path) -> None:
+    """Port 0 asks for a free port, a different one for each listener."""
+    path = write(tmp_path, "server:\n  port: 0\n  internal_port: 0\n  tcp_port: 0\n")
+    assert load(path).server.tcp_port == 0
+
+
 def test_ports_zero_and_max_are_valid(tmp_path: Path) -> None:
     """Port 0 (any free port, for tests) and 65535 are in range."""
     settings = load(write(tmp_path, "server: {port: 0, internal_port: 65535, tcp_port: 0}\n"))
@@ -349,6 +398,32 @@ def test_not_utf8_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes(b"server:\n  host: caf\xe9\n")
     assert config_error(path) == f"{path}:2: not UTF-8 text"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "character"),
+    [
+        (b"server:\n  host: 127.0.0.1\x1b\n", 2, "#x001b"),
+        (b"server:\n  port: 8000\n\x00", 3, "#x0000"),
+    ],
+    ids=["escape", "NUL"],
+)
+def test_control_character_names_the_line(
+    tmp_path: Path, text: bytes, line: int, character: str
+) -> None:
+    """PyYAML refuses control characters before parsing; that is a config error, one line."""
+    path = tmp_path / "ctrl.yaml"
+    path.write_bytes(text)
+    message = config_error(path)
+    assert message.startswith(f"{path}:{line}: invalid YAML: unacceptable {character}")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("depth", [500, 5000])
+def test_deep_nesting_is_a_config_error(tmp_path: Path, depth: int) -> None:
+    """PyYAML recurses per nesting level: too deep is a config error, not RecursionError."""
+    path = write(tmp_path, "server: " + "[" * depth + "]" * depth + "\n")
+    assert config_error(path) == f"{path}: invalid YAML: nested too deeply"
 
 
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from hubbub.errors import ConfigError
+from hubbub.errors import ConfigError, EngineError
+
+if TYPE_CHECKING:
+    from hubbub.config import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="hubbub real-time server")
 config_app = typer.Typer(no_args_is_help=True, help="Work with configuration files")
@@ -94,6 +98,28 @@ def serve(
     except OSError as exc:  # port in use, address not available
         typer.echo(f"hubbub: cannot listen: {exc}", err=True)
         raise typer.Exit(1) from None
+    except EngineError as exc:  # the broker is down or refuses us: say which one
+        typer.echo(f"hubbub: cannot start the engine ({_engine_keys(settings)}): {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _engine_keys(settings: Settings) -> str:
+    """``engine.broker = URL``, plus presence when it has its own; passwords hidden."""
+    keys = [f"engine.broker = {_without_password(settings.engine.broker)}"]
+    presence = settings.engine.presence
+    if presence is not None and presence != settings.engine.broker:
+        keys.append(f"engine.presence = {_without_password(presence)}")
+    return ", ".join(keys)
+
+
+def _without_password(url: str) -> str:
+    """The URL to show in a message: a password in it becomes ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
 
 
 @app.command()

@@ -13,7 +13,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import NoneType, UnionType
@@ -146,6 +146,15 @@ def _engine_url(value: str) -> str:
     return value
 
 
+def _engine_check(check: Callable[[str], None], url: str) -> str:
+    """The registry's ValueError as a config error; its wording never repeats the URL."""
+    try:
+        check(url)
+    except ValueError as exc:
+        raise PydanticCustomError("hubbub_url", "{reason}", {"reason": str(exc)}) from None
+    return url
+
+
 def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
@@ -179,8 +188,23 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8000
     internal_port: Port = 8001
-    tcp_port: Port | None = None
+    tcp_port: Port | None = Field(default=None, validate_default=True)
     shutdown_timeout: Duration = 10.0
+
+    @field_validator("internal_port", "tcp_port")
+    @classmethod
+    def _ports_differ(cls, port: int | None, info: ValidationInfo) -> int | None:
+        """Two listeners on one port: the second fails to bind at start, or steals traffic."""
+        if not port:  # off, or 0: a free port each
+            return port
+        for other in ("port", "internal_port"):
+            if other != info.field_name and info.data.get(other) == port:
+                raise PydanticCustomError(
+                    "hubbub_conflict",
+                    f"server.{other} is {port} too; each listener needs its own port",
+                    {"related": other},
+                )
+        return port
 
 
 class ClientSettings(_Section):
@@ -268,6 +292,22 @@ class EngineSettings(_Section):
     broker: EngineUrl = "memory://"
     presence: EngineUrl | None = None
     history: EngineUrl | None = Field(default=None, validate_default=True)
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_is_known(cls, broker: str) -> str:
+        """What serve would refuse (unknown scheme, bad port or option) fails the check too."""
+        from hubbub.engines.registry import check_broker_url
+
+        return _engine_check(check_broker_url, broker)
+
+    @field_validator("presence")
+    @classmethod
+    def _presence_is_known(cls, presence: str | None) -> str | None:
+        """As for the broker; an unset presence URL is the broker's, checked there."""
+        from hubbub.engines.registry import check_presence_url
+
+        return None if presence is None else _engine_check(check_presence_url, presence)
 
     @field_validator("history")
     @classmethod
@@ -376,7 +416,15 @@ def _read_yaml(path: Path, origins: dict[_Path, _Origin]) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{label}:{line}: not UTF-8 text") from exc
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "character"
+        raise ConfigError(
+            f"{label}:{line}: invalid YAML: unacceptable {character} (control characters "
+            "are not allowed)"
+        ) from None
     try:
         root = loader.get_single_node()
         if root is None:  # empty file, or only comments: all defaults
@@ -392,6 +440,8 @@ def _read_yaml(path: Path, origins: dict[_Path, _Origin]) -> dict[str, Any]:
         raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{label}: invalid YAML: {exc}") from exc
+    except RecursionError:  # PyYAML's parser recurses once per nesting level
+        raise ConfigError(f"{label}: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
     return data

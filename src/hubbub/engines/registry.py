@@ -45,6 +45,30 @@ def create_presence(url: str) -> PresenceStore:
     return store
 
 
+def check_broker_url(url: str) -> None:
+    """Raise the ValueError that ``create_broker(url)`` would, for configuration checks."""
+    _check(BROKERS, url, "broker")
+
+
+def check_presence_url(url: str) -> None:
+    """Raise the ValueError that ``create_presence(url)`` would, for configuration checks."""
+    _check(PRESENCE_STORES, url, "presence store")
+
+
+def _check(table: Mapping[str, str], url: str, kind: str) -> None:
+    """Parse ``url`` the way serving will, so ``config check`` refuses what serve dies on.
+
+    Creating an engine does no I/O (it connects in ``start``), so one is made and dropped:
+    the engine's own parsing decides, not a second copy of it here.
+    """
+    try:
+        urlsplit(url).port  # noqa: B018 - the property parses the port, for every scheme
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(f"bad port in the URL: {message[:1].lower()}{message[1:]}") from None
+    _factory(table, url, kind)(url)
+
+
 def _factory(table: Mapping[str, str], url: str, kind: str) -> Any:
     scheme = urlsplit(url).scheme
     reference = table.get(scheme)
