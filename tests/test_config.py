@@ -193,6 +193,19 @@ NAMESPACE = """channels:
         ("client:\n  ping_interval: 0s\n", 2, "client.ping_interval", "duration > 0"),
         ("client:\n  max_missed_pongs: 0\n", 2, "client.max_missed_pongs", "> 0 (got 0)"),
         ("client:\n  max_message_bytes: 0\n", 2, "client.max_message_bytes", "> 0"),
+        (
+            "client:\n  max_message_bytes: 4611686018427387904\n",  # 2**62: picows overflows
+            2,
+            "client.max_message_bytes",
+            "from 1 to 1073741824 (1 GiB) (got 4611686018427387904)",
+        ),
+        (
+            "client:\n  ping_interval: 5000000000s\n",  # past the reply's uint32
+            2,
+            "client.ping_interval",
+            "at most 24h",
+        ),
+        ("client:\n  ping_interval: 24h1s\n", 2, "client.ping_interval", "at most 24h"),
         ("client:\n  write_buffer_bytes: -1\n", 2, "client.write_buffer_bytes", "> 0"),
         ("client:\n  max_channels_per_client: 0\n", 2, "client.max_channels_per_client", "> 0"),
         ("client:\n  history_max_limit: 0\n", 2, "client.history_max_limit", "> 0"),
@@ -345,6 +358,13 @@ def test_port_zero_twice_is_valid(tmp_path: Path) -> None:
     """Port 0 asks for a free port, a different one for each listener."""
     path = write(tmp_path, "server:\n  port: 0\n  internal_port: 0\n  tcp_port: 0\n")
     assert load(path).server.tcp_port == 0
+
+
+def test_largest_message_size_and_ping_interval_are_valid(tmp_path: Path) -> None:
+    """The upper bounds themselves are accepted."""
+    path = write(tmp_path, "client:\n  max_message_bytes: 1073741824\n  ping_interval: 24h\n")
+    client = load(path).client
+    assert (client.max_message_bytes, client.ping_interval) == (1 << 30, 86400.0)
 
 
 def test_ports_zero_and_max_are_valid(tmp_path: Path) -> None:

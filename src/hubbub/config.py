@@ -103,6 +103,27 @@ def _positive_duration(seconds: float) -> float:
     return seconds
 
 
+MAX_PING_INTERVAL = 86400.0
+"""A day: the connect reply carries the interval as a uint32 of seconds, and a client
+that hears nothing for longer than this is gone, not idle."""
+
+MAX_MESSAGE_BYTES = 1 << 30
+"""1 GiB: a Protobuf message cannot pass 2 GiB, and the WebSocket frame limit is twice
+this (picows overflows from 2**62)."""
+
+
+def _ping_interval(seconds: float) -> float:
+    if seconds > MAX_PING_INTERVAL:
+        raise _fail("duration", "expected a duration of at most 24h", f"{seconds:g}s")
+    return seconds
+
+
+def _message_bytes(value: int) -> int:
+    if value > MAX_MESSAGE_BYTES:
+        raise _fail("range", f"expected a number from 1 to {MAX_MESSAGE_BYTES} (1 GiB)", value)
+    return value
+
+
 def _whole_number(value: object) -> object:
     # Pydantic reads True as 1; `port: yes` is a mistake, not port 1.
     if isinstance(value, bool):
@@ -211,10 +232,10 @@ class ClientSettings(_Section):
     """Limits and timers that apply to every client connection."""
 
     allow_anonymous: bool = False
-    ping_interval: PositiveDuration = 15.0
+    ping_interval: Annotated[PositiveDuration, AfterValidator(_ping_interval)] = 15.0
     max_missed_pongs: PositiveInt = 3
     stale_timeout: PositiveDuration = 10.0
-    max_message_bytes: PositiveInt = 65536
+    max_message_bytes: Annotated[PositiveInt, AfterValidator(_message_bytes)] = 65536
     write_buffer_bytes: PositiveInt = 1048576
     max_channels_per_client: PositiveInt = 128
     history_max_limit: PositiveInt = 300

@@ -18,6 +18,7 @@ from conftest import ServerFactory, eventually, ws_url
 from integration.wsclient import WsClient
 
 import hubbub.transports.websocket as websocket_transport
+from hubbub.config import MAX_MESSAGE_BYTES
 from hubbub.core.session import Session
 from hubbub.server import Server
 
@@ -192,3 +193,22 @@ async def test_client_close_then_no_reading_is_dropped_after_the_grace(
     await victim.send(CLOSE, struct.pack("!H", 1000))
     await eventually(lambda: session not in server.node._open)
     victim.shut()
+
+
+# ------------------------------------------------------------------ limits at their bound
+
+
+@pytest.mark.parametrize("protobuf", [False, True])
+async def test_clients_connect_with_limits_at_their_upper_bound(
+    start_server: ServerFactory, protobuf: bool
+) -> None:
+    """The largest accepted message size and ping interval still serve clients: the handshake
+    (picows gets twice the size) and the connect reply (ping is a uint32) both work."""
+    server = await start_server(
+        **{"client.max_message_bytes": MAX_MESSAGE_BYTES, "client.ping_interval": "24h"}
+    )
+    client = await WsClient.open(ws_url(server), protobuf=protobuf)
+    reply = await client.connect()
+    assert reply["ping"] == 86400
+    await client.subscribe(CHANNEL)
+    await client.close()
