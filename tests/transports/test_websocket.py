@@ -22,7 +22,7 @@ from hubbub.config import MAX_MESSAGE_BYTES
 from hubbub.core.session import Session
 from hubbub.server import Server
 
-CONT, TEXT, BINARY, CLOSE = 0x0, 0x1, 0x2, 0x8
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 CHANNEL = "chat:lobby"
 
 
@@ -135,6 +135,52 @@ async def connected(server: Server, *, rcvbuf: int | None = None) -> RawClient:
     await client.read_until(b'"client"')
     client.buffer = b""
     return client
+
+
+# ------------------------------------------------------------------ fragmentation
+
+PRESENCE_STATS = b'{"id":2,"presence_stats":{"channel":"chat:a"}}'
+
+
+async def test_fragmented_message_with_a_control_frame_between_is_answered(
+    server: Server,
+) -> None:
+    """Start, continuation, final continuation, a ping among them: one command, answered."""
+    client = await connected(server)
+    await client.send(TEXT, PRESENCE_STATS[:10], fin=False)
+    await client.send(PING, b"hi")
+    await client.send(CONT, PRESENCE_STATS[10:20], fin=False)
+    await client.send(CONT, PRESENCE_STATS[20:])
+    assert await client.next_frame() == (PONG, b"hi")
+    opcode, payload = await client.next_frame()
+    assert opcode == TEXT and json.loads(payload)["id"] == 2
+    client.shut()
+
+
+@pytest.mark.parametrize("opcode", [TEXT, BINARY])
+async def test_new_message_inside_a_fragmented_one_closes_1002(server: Server, opcode: int) -> None:
+    """RFC 6455 §5.4: a data frame may not start while a fragmented message is open.
+
+    Neither message runs: the first frame the client gets is the close.
+    """
+    client = await connected(server)
+    await client.send(TEXT, PRESENCE_STATS[:10], fin=False)
+    await client.send(opcode, PRESENCE_STATS)
+    assert await client.next_frame() == (CLOSE, struct.pack("!H", 1002) + b"protocol error")
+    metrics = server.node.metrics.render()[0].decode()
+    assert 'hubbub_disconnects_total{code="1002"} 1.0' in metrics
+    client.shut()
+
+
+@pytest.mark.parametrize("fin", [True, False])
+async def test_continuation_without_a_start_closes_1002(server: Server, fin: bool) -> None:
+    """RFC 6455 §5.4: a continuation frame with no message open is a protocol error."""
+    client = await connected(server)
+    await client.send(CONT, PRESENCE_STATS, fin=fin)
+    if not fin:
+        await client.send(CONT, b"")
+    assert await client.next_frame() == (CLOSE, struct.pack("!H", 1002) + b"protocol error")
+    client.shut()
 
 
 # ------------------------------------------------------- a client that stops reading

@@ -36,6 +36,9 @@ WEBSOCKET_PATH = "/connection/websocket"
 CLOSE_GRACE = 5.0
 """Seconds to wait for the client's close frame (or to flush) before dropping the socket."""
 
+PROTOCOL_ERROR = Disconnect(1002, "protocol error")
+"""RFC 6455's close code for frames that break the protocol (e.g. §5.4 fragmentation)."""
+
 _log = structlog.get_logger(__name__)
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
@@ -97,10 +100,17 @@ class _WebSocketConnection(WSListener):
                     return
                 # UTF-8 is the JSON codec's check, for every frame type and transport.
                 session.data_received(frame.get_payload_as_bytes())
+            elif self._fragments is None:
+                self._fragments = []  # the first frame of a fragmented message
+                self._fragment(session, frame)
+            else:
+                # RFC 6455 §5.4: no new message may start inside a fragmented one.
+                self._protocol_error(session)
+        elif msg_type is WSMsgType.CONTINUATION:
+            if self._fragments is None:
+                self._protocol_error(session)  # a continuation of nothing (§5.4)
             else:
                 self._fragment(session, frame)
-        elif msg_type is WSMsgType.CONTINUATION:
-            self._fragment(session, frame)
         elif msg_type is WSMsgType.CLOSE:
             # The client closes, or answers our close: complete the handshake, let go.
             if not transport.is_close_frame_sent:
@@ -111,21 +121,27 @@ class _WebSocketConnection(WSListener):
                 self.node.loop.call_later(CLOSE_GRACE, transport.disconnect, False)
 
     def _fragment(self, session: Session, frame: WSFrame) -> None:
+        fragments = self._fragments
+        assert fragments is not None
         payload = frame.get_payload_as_bytes()
-        if self._fragments is None:
-            self._fragments = []
-        self._fragments.append(payload)
+        fragments.append(payload)
         self._fragments_size += len(payload)
         if self._fragments_size > self._limit:
-            self._fragments = None
-            self._fragments_size = 0
+            self._drop_fragments()
             session.close(codes.MESSAGE_TOO_BIG)
             return
         if frame.fin:
-            message = b"".join(self._fragments)
-            self._fragments = None
-            self._fragments_size = 0
-            session.data_received(message)
+            self._drop_fragments()
+            session.data_received(b"".join(fragments))
+
+    def _drop_fragments(self) -> None:
+        self._fragments = None
+        self._fragments_size = 0
+
+    def _protocol_error(self, session: Session) -> None:
+        """Frames out of order: the stream cannot be trusted, so close 1002 (RFC 6455 §7.4.1)."""
+        self._drop_fragments()
+        session.close(PROTOCOL_ERROR)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self._session is not None:
