@@ -98,11 +98,11 @@ def test_unsubscribe_codes_resubscribe_from_2500() -> None:
         (4500, False),
         (4999, False),
         (5000, True),
-        (1009, True),
+        (1009, False),
     ],
 )
 def test_disconnect_range_decides_reconnect(code: int, reconnect: bool) -> None:
-    """3000-3499 and 4000-4499 reconnect; 3500-3999 and 4500-4999 are terminal."""
+    """3000-3499 and 4000-4499 reconnect; 3500-3999, 4500-4999 and 1009 are terminal."""
     assert Disconnect(code, "x").reconnect is reconnect
 
 

@@ -64,6 +64,10 @@ UNSUBSCRIBE_REASONS: dict[UnsubscribeCode, str] = {
 }
 
 
+_TOO_BIG = 1009
+"""The WebSocket close code for a message over the size limit."""
+
+
 @dataclass(frozen=True, slots=True)
 class Disconnect:
     """A reason to close a connection: the code decides whether the SDK reconnects."""
@@ -73,8 +77,10 @@ class Disconnect:
 
     @property
     def reconnect(self) -> bool:
-        """3000-3499 and 4000-4499 ask the client to come back; 3500-3999, 4500-4999 do not."""
-        return not (3500 <= self.code < 4000 or 4500 <= self.code < 5000)
+        """3000-3499 and 4000-4499 ask the client to come back; 3500-3999, 4500-4999 do
+        not, nor 1009 (message too big: the same message would be refused again)."""
+        code = self.code
+        return not (3500 <= code < 4000 or 4500 <= code < 5000 or code == _TOO_BIG)
 
 
 class DisconnectCode(IntEnum):
@@ -132,4 +138,6 @@ PERMISSION_DENIED = _disconnect(DisconnectCode.PERMISSION_DENIED, "permission de
 NOT_AVAILABLE = _disconnect(DisconnectCode.NOT_AVAILABLE, "not available")
 # Not in the Centrifuge list: 1009 is the WebSocket close code for an oversized message,
 # which is what SDKs already understand; terminal, as a resend would be as big.
-MESSAGE_TOO_BIG = Disconnect(1009, "message too big")
+MESSAGE_TOO_BIG = Disconnect(_TOO_BIG, "message too big")
+# RFC 6455's code for frames that break the WebSocket protocol (e.g. §5.4 fragmentation).
+PROTOCOL_ERROR = Disconnect(1002, "protocol error")

@@ -36,9 +36,6 @@ WEBSOCKET_PATH = "/connection/websocket"
 CLOSE_GRACE = 5.0
 """Seconds to wait for the client's close frame (or to flush) before dropping the socket."""
 
-PROTOCOL_ERROR = Disconnect(1002, "protocol error")
-"""RFC 6455's close code for frames that break the protocol (e.g. §5.4 fragmentation)."""
-
 _log = structlog.get_logger(__name__)
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
@@ -141,7 +138,7 @@ class _WebSocketConnection(WSListener):
     def _protocol_error(self, session: Session) -> None:
         """Frames out of order: the stream cannot be trusted, so close 1002 (RFC 6455 §7.4.1)."""
         self._drop_fragments()
-        session.close(PROTOCOL_ERROR)
+        session.close(codes.PROTOCOL_ERROR)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self._session is not None:
