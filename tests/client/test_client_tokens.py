@@ -18,10 +18,16 @@ from hubbub.client import (
     ReplyError,
     RequestTimeoutError,
     SubscriptionState,
+    UnsubscribedEvent,
 )
 from hubbub.core.hooks import Allow, ClientContext, Credentials, Deny
 from hubbub.protocol.codes import Disconnect, ErrorCode, UnsubscribeCode
-from hubbub.protocol.messages import ConnectRequest, RefreshRequest, SubscribeRequest
+from hubbub.protocol.messages import (
+    ConnectRequest,
+    RefreshRequest,
+    SubRefreshRequest,
+    SubscribeRequest,
+)
 from hubbub.server import Server
 
 CHANNEL = "chat:tokens"
@@ -334,3 +340,129 @@ async def test_disconnect_cancels_a_get_token_that_never_returns(server: Server)
     with pytest.raises(ClientClosedError):
         await subscribing
     assert cancelled == [CHANNEL]
+
+
+class SubTokens:
+    """A subscription get_token handing out t1, t2, ... and counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, channel: str) -> str:
+        self.calls += 1
+        return f"t{self.calls}"
+
+
+async def _expiring_subscriptions(
+    start_server: ServerFactory, on_sub_refresh: object, **settings: object
+) -> Server:
+    """A server granting subscriptions for one second, refreshed by ``on_sub_refresh``."""
+    server = await start_server(**settings)
+
+    async def on_subscribe(ctx: ClientContext, channel: str, req: SubscribeRequest) -> Allow:
+        return Allow(expire_at=time.time() + 1)
+
+    server.node.hooks.on_subscribe = on_subscribe
+    server.node.hooks.on_sub_refresh = on_sub_refresh  # type: ignore[assignment]
+    return server
+
+
+async def test_subscription_token_is_refreshed_before_it_runs_out(
+    start_server: ServerFactory,
+) -> None:
+    """A subscription granted for one second sends sub_refresh with get_token's next
+    token, and stays SUBSCRIBED (it used to be unsubscribed 2501 and resubscribe)."""
+    refreshed: list[str] = []
+
+    async def on_sub_refresh(ctx: ClientContext, channel: str, req: SubRefreshRequest) -> Allow:
+        refreshed.append(req.token)
+        return Allow(expire_at=time.time() + 3600)
+
+    server = await _expiring_subscriptions(start_server, on_sub_refresh)
+    async with make_client(ws_url(server)) as client:
+        sub = client.new_subscription(CHANNEL, get_token=SubTokens())
+        moves: list[SubscriptionState] = []
+        sub.on_state(lambda event: moves.append(event.new))
+        await sub.subscribe()
+        await until(lambda: refreshed == ["t2"])
+        assert moves == [SubscriptionState.SUBSCRIBING, SubscriptionState.SUBSCRIBED]
+
+
+async def test_temporary_sub_refresh_errors_are_retried_with_growing_delays(
+    start_server: ServerFactory,
+) -> None:
+    """Two temporary refusals: sub_refresh goes again after back-off delays 0 then 1."""
+    calls = 0
+
+    async def on_sub_refresh(
+        ctx: ClientContext, channel: str, req: SubRefreshRequest
+    ) -> Allow | Deny:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            return Deny(code=ErrorCode.INTERNAL, temporary=True)
+        return Allow(expire_at=time.time() + 3600)
+
+    server = await _expiring_subscriptions(start_server, on_sub_refresh)
+    backoff = CountingBackoff(initial=UNIT, factor=2.0, maximum=4 * UNIT)
+    async with make_client(ws_url(server), backoff=backoff) as client:
+        sub = client.new_subscription(CHANNEL, get_token=SubTokens())
+        errors: list[ErrorEvent] = []
+        sub.on_error(errors.append)
+        await sub.subscribe()
+        await until(lambda: calls == 3)
+        assert sub.state is SubscriptionState.SUBSCRIBED
+        assert [getattr(e.error, "code", None) for e in errors] == [ErrorCode.INTERNAL] * 2
+    assert backoff.asked == [0, 1]
+
+
+async def test_sub_refresh_that_timed_out_is_sent_again(start_server: ServerFactory) -> None:
+    """The first sub_refresh is answered after the client's timeout: it goes again, and
+    the subscription is kept (it used to be left to expire: 2501)."""
+    calls = 0
+
+    async def on_sub_refresh(ctx: ClientContext, channel: str, req: SubRefreshRequest) -> Allow:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(8 * UNIT)  # the client stops waiting after 4 units
+            return Allow(expire_at=time.time() + 1)  # it never learns
+        return Allow(expire_at=time.time() + 3600)
+
+    server = await _expiring_subscriptions(start_server, on_sub_refresh, **EXPIRING)
+    async with make_client(ws_url(server), timeout=4 * UNIT) as client:
+        sub = client.new_subscription(CHANNEL, get_token=SubTokens())
+        moves: list[SubscriptionState] = []
+        sub.on_state(lambda event: moves.append(event.new))
+        await sub.subscribe(timeout=WAIT)
+        await until(lambda: calls == 2 or len(moves) > 2)
+        assert moves == [SubscriptionState.SUBSCRIBING, SubscriptionState.SUBSCRIBED]
+
+
+async def test_sub_refresh_refused_for_good_ends_the_subscription(
+    start_server: ServerFactory,
+) -> None:
+    """A permanent refusal ends the subscription with its code, here and on the server;
+    the client stays connected."""
+    calls = 0
+
+    async def on_sub_refresh(ctx: ClientContext, channel: str, req: SubRefreshRequest) -> Deny:
+        nonlocal calls
+        calls += 1
+        return Deny(code=ErrorCode.PERMISSION_DENIED)
+
+    server = await _expiring_subscriptions(start_server, on_sub_refresh)
+    async with make_client(ws_url(server)) as client:
+        sub = client.new_subscription(CHANNEL, get_token=SubTokens())
+        ended: list[UnsubscribedEvent] = []
+        sub.on_unsubscribed(ended.append)
+        await sub.subscribe()
+        first = client.client_id
+        await until(lambda: bool(ended))
+        session = server.node.sessions[client.client_id]
+        await until(lambda: CHANNEL not in session.subscriptions)
+        assert calls == 1 and sub.state is SubscriptionState.UNSUBSCRIBED
+        assert ended == [
+            UnsubscribedEvent(CHANNEL, ErrorCode.PERMISSION_DENIED, "permission denied")
+        ]
+        assert client.state is ClientState.READY and client.client_id == first

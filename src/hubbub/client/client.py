@@ -305,7 +305,9 @@ class Client(Stateful[ClientState, ClientTrigger]):
         """A subscription to ``channel``, not yet subscribed.
 
         Args (``SubscriptionOptions``, all optional):
-            token, get_token: the subscription token, or how to get one (given the channel).
+            token, get_token: the subscription token, or how to get one (given the
+                channel); get_token also gives a fresh one before it runs out
+                (``sub_refresh``).
             data: a payload for the server's subscribe hook.
             recoverable: ask the server to keep a position so that a resubscribe
                 recovers what was missed (granted where the channel keeps history).

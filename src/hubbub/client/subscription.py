@@ -5,7 +5,9 @@ publication it delivered. Whenever it has to subscribe again — after a reconne
 when the server pushes an unsubscribe with a code >= 2500 — it asks the server to
 recover from that position, delivers what was missed before anything newer, and drops
 what it already delivered. When the server cannot recover, the ``SubscribedEvent``
-says so (``gap``) instead of the application silently missing publications.
+says so (``gap``) instead of the application silently missing publications. A
+subscription the server grants only for a while is refreshed with a token from
+``get_token`` before it runs out (``sub_refresh``), instead of being ended (2501).
 
 Events reach the application two ways, both in order: callbacks (``on_publication``,
 ``on_join``, ...) and async iteration (``async for pub in sub`` for publications,
@@ -57,6 +59,7 @@ from hubbub.protocol.messages import (
     Publication,
     Push,
     Reply,
+    SubRefreshRequest,
     SubscribeRequest,
     SubscribeResult,
     UnsubscribeRequest,
@@ -126,6 +129,9 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         """Counts subscribe commands; a reply to any but the latest is ignored."""
         self._retry: asyncio.TimerHandle | None = None
         self._retries = 0
+        self._refresh: asyncio.TimerHandle | None = None
+        self._refresh_failures = 0
+        """Token refreshes that failed in a row (for the back-off)."""
         self._buffer: deque[SubscriptionEvent] = deque()
         self._buffer_size = buffer_size
         self._overflowing = False
@@ -215,6 +221,10 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         self._end(
             _Trigger.UNSUBSCRIBE, int(LocalCode.DISCONNECT_CALLED), "unsubscribe called", None
         )
+        await self._unsubscribe_on(conn)
+
+    async def _unsubscribe_on(self, conn: Connection | None) -> None:
+        """Undo the server's side of a subscription that ended on our side."""
         if conn is None or conn.is_closed:
             return  # never subscribed on a live connection: nothing to undo on the server
         command = Command(unsubscribe=UnsubscribeRequest(channel=self.channel))
@@ -357,7 +367,7 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
             error = outcome.error
             self._refused(ReplyError(error.code, error.message, temporary=error.temporary))
         elif outcome.subscribe is not None:
-            self._subscribed(outcome.subscribe)
+            self._subscribed(conn, outcome.subscribe)
 
     def _refused(self, error: ReplyError) -> None:
         if error.code == ErrorCode.TOKEN_EXPIRED and self._get_token is not None:
@@ -380,7 +390,7 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         if self.state is _State.SUBSCRIBING and conn is not None:
             self._start(conn)
 
-    def _subscribed(self, result: SubscribeResult) -> None:
+    def _subscribed(self, conn: Connection, result: SubscribeResult) -> None:
         self._retries = 0
         positioned = result.recoverable or result.positioned
         if positioned and result.epoch != self._epoch:
@@ -400,6 +410,80 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         if positioned:
             self._epoch = result.epoch
             self._offset = top
+        if result.expires:
+            self._refresh_failures = 0
+            self._schedule_refresh(conn, max(result.ttl, 1))
+
+    # ------------------------------------------------------------ token refresh
+
+    def _schedule_refresh(self, conn: Connection, delay: float) -> None:
+        """Refresh the subscription token after ``delay`` seconds, before it runs out."""
+        self._cancel_refresh()
+        if self._get_token is None:
+            return  # the server unsubscribes it (2501) when it expires; we resubscribe then
+        loop = asyncio.get_running_loop()
+        self._refresh = loop.call_later(delay, self._start_refresh, conn)
+
+    def _start_refresh(self, conn: Connection) -> None:
+        self._refresh = None
+        if self.state is _State.SUBSCRIBED and self._conn is conn:
+            task = asyncio.get_running_loop().create_task(self._refresh_token(conn))
+            self._client._keep(task)
+
+    async def _refresh_token(self, conn: Connection) -> None:
+        """Send sub_refresh with a token from get_token (centrifuge-js does the same)."""
+        assert self._get_token is not None
+        attempt = self._attempt
+        try:
+            token = await self._get_token(self.channel)
+            if not self._still_subscribed(conn, attempt):
+                return
+            self._token = token  # also what a resubscribe sends from now on
+            request = SubRefreshRequest(channel=self.channel, token=token)
+            reply = await conn.call(Command(sub_refresh=request), self._client.timeout)
+        except ReplyError as exc:
+            if not self._still_subscribed(conn, attempt):
+                return
+            if exc.temporary or exc.code < 100 or exc.code == ErrorCode.TOKEN_EXPIRED:
+                self._refresh_failed(conn, exc)
+            else:
+                # Refused for good: end it here and on the server, as centrifuge-js does.
+                self._end(_Trigger.ENDED, exc.code, exc.message, exc)
+                await self._unsubscribe_on(conn)
+            return
+        except RequestTimeoutError as exc:
+            if self._still_subscribed(conn, attempt):
+                self._refresh_failed(conn, exc)  # the connection may well be alive
+            return
+        except ClientError:
+            return  # the connection ended: the resubscribe on the next one sends the token
+        except Exception as exc:  # get_token failed
+            if self._still_subscribed(conn, attempt):
+                self._refresh_failed(conn, exc)
+            return
+        if not self._still_subscribed(conn, attempt):
+            return
+        self._refresh_failures = 0
+        result = reply.sub_refresh
+        if result is not None and result.expires:
+            self._schedule_refresh(conn, max(result.ttl, 1))
+
+    def _refresh_failed(self, conn: Connection, error: BaseException) -> None:
+        """Tell the application, and try again after a delay that grows with each failure."""
+        self._on_error.emit(ErrorEvent(self.channel, error))
+        self._schedule_refresh(conn, self._client.backoff.delay(self._refresh_failures))
+        self._refresh_failures += 1
+
+    def _still_subscribed(self, conn: Connection, attempt: int) -> bool:
+        """Is the subscription whose token is being refreshed still the current one?"""
+        return self.state is _State.SUBSCRIBED and self._conn is conn and self._attempt == attempt
+
+    def _cancel_refresh(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            self._refresh = None
+
+    # ----------------------------------------------------------------- delivery
 
     def _deliver(self, pub: Publication) -> None:
         if pub.offset:
@@ -507,6 +591,8 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
             self._retry = None
 
     def _on_transition(self, event: SubscriptionStateChanged) -> None:
+        if event.new is not _State.SUBSCRIBED:
+            self._cancel_refresh()  # a token for a subscription we no longer hold
         super()._on_transition(event)
         if event.new is _State.UNSUBSCRIBED:
             self._arrived.set()
