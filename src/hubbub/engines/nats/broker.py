@@ -13,7 +13,8 @@ subscription it made, and starts no feed). Each NATS subscription delivers to it
 ``_Subscription`` only, so one left over never feeds a later one.
 
 nats-py resubscribes after a reconnect; every subscribed channel is then reported as a
-gap, because core NATS dropped whatever was published meanwhile.
+gap, because core NATS dropped whatever was published meanwhile. A connection that goes
+silent is found dead by its PINGs and reconnected the same way (link.py).
 """
 
 from __future__ import annotations
@@ -239,11 +240,15 @@ class NatsBroker:
     ) -> None:
         """Send to every other node, then deliver here. Once a publication is in history a
         failed send is not an error: other nodes read it from there at their next one.
+        A ``required`` send has no such fallback, so it counts only once the server
+        answered after it (``Link.confirm``): else a silent connection would swallow it.
         ``data`` is ``record`` already encoded (as history stored it), so it is not again."""
         if data is None:
             data = encode(record)
         try:
             await self._link.nc.publish(self._names.live(channel), data)
+            if required:
+                await self._link.confirm()
         except nats.errors.Error as exc:
             if required:
                 raise

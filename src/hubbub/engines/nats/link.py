@@ -5,6 +5,13 @@ resubscribes; the owner hears of it through ``on_reconnected``. While disconnect
 nothing is buffered: publishes fail at once rather than leave later, after the client
 was told they failed. Every call runs under ``Link.guard``: a deadline of ``timeout``
 seconds, and every NATS failure turned into ``EngineError``.
+
+A connection can also go silent (a blackholed route: the socket stays open, nothing
+arrives) and nats-py's defaults would notice only after minutes. Here it PINGs every
+``timeout`` (whole seconds: nats-py's unit) and counts the connection dead when the
+PING is still unanswered at the next one, so silence is noticed within 2 x timeout and
+handled like a plain disconnect. A core NATS publish is only written to the socket, so
+``confirm`` waits for a PONG before a publish counts as sent.
 """
 
 from __future__ import annotations
@@ -65,6 +72,9 @@ class Link:
         self._on_reconnected = on_reconnected
         self._nc: Client | None = None
         self.js: JetStreamContext | None = None
+        self._generation = 0
+        """Connections made so far: a probe of an earlier one never resets a later one."""
+        self._probes: set[asyncio.Task[None]] = set()
 
     @property
     def nc(self) -> Client:
@@ -86,7 +96,7 @@ class Link:
         except EngineError:
             raise
         except (nats.errors.Error, TimeoutError, OSError, msgspec.DecodeError) as exc:
-            raise EngineError(f"NATS {action} failed: {exc or type(exc).__name__}") from exc
+            raise EngineError(f"NATS {action} failed: {str(exc) or type(exc).__name__}") from exc
 
     async def open(self) -> None:
         options = self.options
@@ -99,6 +109,8 @@ class Link:
                     no_echo=True,  # a node delivers its own publications itself
                     pending_size=0,  # fail publishes while disconnected: never send them late
                     connect_timeout=math.ceil(options.timeout),
+                    ping_interval=math.ceil(options.timeout),
+                    max_outstanding_pings=1,  # unanswered at the next PING: dead
                     reconnect_time_wait=math.ceil(options.reconnect_wait),
                     max_reconnect_attempts=-1,
                     reconnect_to_server_handler=self._backoff,
@@ -115,9 +127,43 @@ class Link:
 
     async def close(self) -> None:
         nc, self._nc, self.js = self._nc, None, None
+        for probe in list(self._probes):
+            probe.cancel()
         if nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), self.options.timeout)
+
+    async def confirm(self) -> None:
+        """Return once the server answered a PING sent now: a live send before it then
+        went out on a connection known to be alive, not into a silent one. (nats-py
+        writes the PING straight to the socket, maybe just ahead of a send still queued
+        for its flusher: the PONG shows the connection alive, not that very send read.)
+
+        The PING runs in a task of its own, which a caller giving up (its deadline, a
+        cancel) leaves running: nats-py's reader stops at a PONG whose waiter was
+        cancelled. No PONG within ``timeout``: the connection counts as dead and is
+        reconnected at once, so that late PONG never reaches the reader.
+        """
+        probe = asyncio.get_running_loop().create_task(self._probe(self.nc, self._generation))
+        self._probes.add(probe)
+        probe.add_done_callback(self._probe_done)
+        await asyncio.shield(probe)
+
+    async def _probe(self, nc: Client, generation: int) -> None:
+        if not nc.is_connected:
+            raise nats.errors.ConnectionReconnectingError
+        try:
+            await nc.flush(timeout=math.ceil(self.options.timeout))
+        except nats.errors.FlushTimeoutError:
+            if nc is self._nc and generation == self._generation:
+                _log.warning("NATS connection silent; reconnecting", server=self.options.server)
+                await nc.force_reconnect()
+            raise
+
+    def _probe_done(self, probe: asyncio.Task[None]) -> None:
+        self._probes.discard(probe)
+        if not probe.cancelled():
+            probe.exception()  # retrieved here: the caller may have stopped waiting
 
     async def snapshot(
         self, stream: str, subject: str, policy: api.DeliverPolicy, upto: int = 0
@@ -174,6 +220,7 @@ class Link:
         _log.warning("NATS connection lost; reconnecting", server=self.options.server)
 
     async def _reconnected(self) -> None:
+        self._generation += 1
         _log.info("NATS connection back", server=self.options.server)
         try:
             self._on_reconnected()
