@@ -19,7 +19,6 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Unpack
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -52,7 +51,7 @@ from hubbub.client.state import (
 )
 from hubbub.client.stateful import Stateful, deadline
 from hubbub.client.subscription import Subscription, SubscriptionOptions
-from hubbub.client.transport import TCP_SCHEMES, WS_SCHEMES
+from hubbub.client.transport import check_url
 from hubbub.codecs.base import Codec
 from hubbub.errors import (
     ClientBrokenError,
@@ -136,9 +135,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
         max_server_ping_delay: float = DEFAULT_MAX_SERVER_PING_DELAY,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
-        scheme = urlsplit(url).scheme
-        if scheme not in WS_SCHEMES + TCP_SCHEMES:
-            raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r} (use ws, wss or tcp)")
+        check_url(url)
         if max_retries is not None and max_retries < 1:
             raise ValueError(f"max_retries must be >= 1 or None, got {max_retries}")
         self.url = url

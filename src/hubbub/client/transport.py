@@ -73,6 +73,26 @@ class ClientTransport(Protocol):
         ...
 
 
+def check_url(url: str) -> None:
+    """Refuse at once a URL no attempt could ever open (retrying would loop for good).
+
+    Raises:
+        ValueError: an unsupported scheme, no host, or (TCP, which has no default port)
+            no port, or a port that is not a number.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in WS_SCHEMES + TCP_SCHEMES:
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r} (use ws, wss or tcp)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"the port in {url!r} is not a port number") from None
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}")
+    if parts.scheme in TCP_SCHEMES and port is None:
+        raise ValueError(f"a TCP URL needs a host and a port: {url!r}")
+
+
 async def open_transport(
     url: str,
     codec: Codec,
