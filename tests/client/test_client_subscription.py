@@ -194,3 +194,17 @@ async def test_client_transitions_are_reported_to_async_handlers_in_order(server
     await client.disconnect()
     await until(lambda: len(order) == 3)
     assert order == sync.states == [ClientState.CONNECTING, ClientState.READY, ClientState.CLOSED]
+
+
+async def test_subscribing_again_starts_a_fresh_iteration(server: Server) -> None:
+    """What the last subscription left unread, its end included, does not stop an
+    iteration of the next one at once."""
+    async with make_client(ws_url(server)) as client:
+        sub = await client.subscribe(CHANNEL)
+        await client.publish(CHANNEL, {"n": 0})
+        await until(lambda: sub.position.offset == 1)
+        await sub.unsubscribe()
+        await sub.subscribe()
+        await client.publish(CHANNEL, {"n": 1})
+        event = await asyncio.wait_for(anext(sub), 5)
+    assert event.json() == {"n": 1}

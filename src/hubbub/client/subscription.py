@@ -191,6 +191,9 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         """
         self._client._check_open()
         if self.state is _State.UNSUBSCRIBED:
+            # A new life: what the last one left unread, its end included, would stop a
+            # new ``async for`` at once.
+            self._buffer.clear()
             self._error = None
             self._retries = 0
             self._machine.fire(_Trigger.SUBSCRIBE)
