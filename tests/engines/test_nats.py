@@ -501,6 +501,27 @@ async def test_a_lost_stream_starts_a_new_epoch(
 
 
 @needs_nats
+@pytest.mark.parametrize("count", [1, 3])
+async def test_a_stream_made_again_by_another_node_is_not_written_over(
+    brokers: Any, jetstream: Any, count: int
+) -> None:
+    """A node that published before the stream was lost, and made again by another node,
+    appends after the new epoch's tail, not after the one it last wrote, whose sequence
+    the new stream reuses: the other node's accepted publications stay in history."""
+    (a, _), (b, _) = await brokers(), await brokers()
+    channel, history = "chat:again", HistoryOptions(size=10, ttl=60.0)
+    old = [await a.publish(channel, pub(n), history) for n in range(count)]
+    await jetstream.delete_stream(f"{a.options.prefix}_history_chat")
+    accepted = [await b.publish(channel, pub(10 + n), history) for n in range(count)]
+    assert accepted[-1].offset == count and accepted[-1].epoch != old[-1].epoch
+    position = await a.publish(channel, pub(99), history)
+    assert position == StreamPosition(offset=count + 1, epoch=accepted[-1].epoch)
+    for broker in (a, b):
+        page, top = await broker.history(channel, since=None, limit=-1, reverse=False)
+        assert (numbers(page), top) == ([*range(10, 10 + count), 99], position)
+
+
+@needs_nats
 async def test_history_meta_ttl_keeps_state_alive_from_any_node(
     brokers: Any, jetstream: Any
 ) -> None:
