@@ -107,3 +107,42 @@ def test_proc_parsers() -> None:
     assert system.parse_status_kb("Name:\tx\nVmRSS:\t  1234 kB\n", "VmRSS") == 1234
     assert system.parse_status_kb("Name:\tx\n", "VmRSS") == 0
     assert system.parse_busy_ticks("cpu  100 0 50 1000 20 0 5 3 0 0") == 158
+
+
+def test_results_written_before_pacing_lateness_still_read() -> None:
+    """Every run kept in benchmarks/results/ reads back; its steps have no lateness (None)."""
+    root = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    runs = [
+        run
+        for path in sorted(root.glob("*.json"))
+        for run in json.loads(path.read_text()).get("results", [])
+        if isinstance(run, dict) and run.get("schema") == results.SCHEMA
+    ]
+    assert runs, "no stored results to read"
+    for run in runs:
+        assert all("pace_late_p99_ms" not in step for step in run["steps"])
+        result = results.loads(json.dumps(run))
+        for step in result.steps:
+            assert step.pace_late_p99_ms is None and step.pace_late_max_ms is None
+
+
+def test_table_shows_the_pacing_lateness() -> None:
+    """The summary table has a lateness column: the figure when measured, '-' when not."""
+    from rich.console import Console
+
+    from hubbub.bench import report
+
+    result = sample()
+    result.steps[0].pace_late_p99_ms = 12.345
+    console = Console(width=250, record=True)
+    report.show(result, console)
+    lines = console.export_text().splitlines()
+    header = next(line for line in lines if "verdict" in line)
+    column = [c.strip() for c in header.split("┃")].index("gen late p99 ms")
+
+    def cell(label: str) -> str:
+        row = next(line for line in lines if line.startswith(f"│ {label}"))
+        return row.split("│")[column].strip()
+
+    assert cell("step 0") == "12.35"
+    assert cell("half max") == "-"

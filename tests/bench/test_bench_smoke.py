@@ -70,6 +70,9 @@ def test_fanout_smoke_run(server: tuple[int, int], tmp_path: Path) -> None:
     assert step.expected == 5 * step.sent
     assert step.delivered_total == step.expected
     assert step.latency.count == step.delivered_total
+    # The publisher's pacing lateness came back from its worker (its size is timing).
+    assert step.pace_late_p99_ms is not None and step.pace_late_max_ms is not None
+    assert 0 <= step.pace_late_p99_ms <= step.pace_late_max_ms
     # server_cpu_s is not asserted: /proc counts 10 ms ticks, and 250 small deliveries
     # may round to zero; the larger runs in benchmarks/ show it.
     assert plot.stat().st_size > 0

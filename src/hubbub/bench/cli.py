@@ -51,6 +51,14 @@ Duration = Annotated[float, typer.Option(help="Seconds per measured step")]
 Warmup = Annotated[float, typer.Option(help="Seconds of unrecorded load first")]
 Drain = Annotated[float, typer.Option(help="Max seconds to wait for late deliveries")]
 P99Bound = Annotated[float, typer.Option(help="A step fails when p99 exceeds this (ms)")]
+MaxPaceLate = Annotated[
+    float,
+    typer.Option(
+        "--max-pace-late-ms",
+        help="A step is generator limited when the publishers' pacing lateness p99 "
+        "exceeds this (ms)",
+    ),
+]
 StepFactor = Annotated[float, typer.Option(help="Rate multiplier per step (1: one step)")]
 MaxSteps = Annotated[int, typer.Option(help="Most rate steps")]
 MaxRate = Annotated[float, typer.Option(help="Highest total publish rate (0: no limit)")]
@@ -98,6 +106,7 @@ def _policy(
     max_steps: int,
     p99_bound_ms: float,
     min_keep_up: float,
+    max_pace_late_ms: float,
 ) -> StepPolicy:
     try:
         return StepPolicy(
@@ -107,6 +116,7 @@ def _policy(
             max_steps=max_steps,
             p99_bound_ms=p99_bound_ms,
             min_keep_up=min_keep_up,
+            max_pace_late_ms=max_pace_late_ms,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -161,6 +171,7 @@ def fanout(
     max_steps: MaxSteps = 10,
     p99_bound_ms: P99Bound = 50.0,
     min_keep_up: Annotated[float, typer.Option(help="Share of deliveries a step must see")] = 0.95,
+    max_pace_late_ms: MaxPaceLate = 10.0,
     half_rate: HalfRate = True,
     payload_size: PayloadSize = 64,
     duration: Duration = 5.0,
@@ -211,7 +222,9 @@ def fanout(
         server_pid=pids[0],
         deadline=deadline,
     )
-    policy = _policy(rate, step_factor, max_rate, max_steps, p99_bound_ms, min_keep_up)
+    policy = _policy(
+        rate, step_factor, max_rate, max_steps, p99_bound_ms, min_keep_up, max_pace_late_ms
+    )
     _finish(Runner(cfg, policy=policy, half_rate=half_rate).run(), json_out, plot_out)
 
 
@@ -224,6 +237,7 @@ def rooms(
     max_rate: MaxRate = 0.0,
     max_steps: MaxSteps = 8,
     p99_bound_ms: P99Bound = 50.0,
+    max_pace_late_ms: MaxPaceLate = 10.0,
     half_rate: HalfRate = False,
     payload_size: PayloadSize = 64,
     duration: Duration = 10.0,
@@ -263,7 +277,9 @@ def rooms(
         extra={"rate_per_member": rate},
     )
     total = rooms * members
-    policy = _policy(rate * total, step_factor, max_rate * total, max_steps, p99_bound_ms, 0.95)
+    policy = _policy(
+        rate * total, step_factor, max_rate * total, max_steps, p99_bound_ms, 0.95, max_pace_late_ms
+    )
     _finish(Runner(cfg, policy=policy, half_rate=half_rate).run(), json_out, plot_out)
 
 

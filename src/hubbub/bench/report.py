@@ -52,6 +52,7 @@ def table(result: Result) -> Table:
         ("p99.9 ms", "right"),
         ("max ms", "right"),
         ("srv µs/msg", "right"),
+        ("gen late p99 ms", "right"),
         ("verdict", "left"),
     ):
         t.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -66,6 +67,7 @@ def table(result: Result) -> Table:
             _ms(s.latency.p999_us),
             _ms(s.latency.max_us),
             f"{s.server_cpu_us_per_delivery:.2f}" if s.server_cpu_us_per_delivery else "-",
+            f"{s.pace_late_p99_ms:.2f}" if s.pace_late_p99_ms is not None else "-",
             "ok" if s.ok else f"[red]{s.reason}",
         )
     return t

@@ -83,6 +83,11 @@ class Step(msgspec.Struct, kw_only=True):
     values mean the figures were disturbed by something else running."""
     """CPU time the load processes used in the window: near ``duration_s`` per core
     they may use means the generator, not the server, set the pace."""
+    pace_late_p99_ms: float | None = None
+    pace_late_max_ms: float | None = None
+    """How far behind its schedule the publishers' pacer sent (p99 and max over its
+    batches, ms): latencies start at the actual send, so a generator that fell behind
+    shows here, not in ``latency``. None: not paced (echo) or an older result."""
     ok: bool = True
     reason: str = ""
 

@@ -264,6 +264,7 @@ class Runner:
                 max_steps=p.max_steps,
                 p99_bound_ms=p.p99_bound_ms,
                 min_keep_up=p.min_keep_up,
+                max_pace_late_ms=p.max_pace_late_ms,
             )
         return params
 
@@ -383,6 +384,7 @@ class Runner:
         generator_cpu = sum(w[4] for w in windows.values())
         delivered_total = sum(c[0] - windows[i][3] for i, c in collected.items())
         latency = stats.summarize(stats.merge(c[1] for c in collected.values()))
+        late = stats.summarize(stats.merge(w[5] for w in windows.values()))
         errors: Counter[str] = Counter()
         for c in collected.values():
             errors.update(c[2])
@@ -408,6 +410,8 @@ class Runner:
             generator_cpu_s=round(generator_cpu, 3),
             other_cpu_s=round(max(0.0, busy - cpu - generator_cpu), 3) if cfg.server_pid else 0.0,
             server_cpu_us_per_delivery=round(cpu * 1e6 / delivered, 3) if delivered else 0.0,
+            pace_late_p99_ms=round(late.p99_us / 1000, 3) if late.count else None,
+            pace_late_max_ms=round(late.max_us / 1000, 3) if late.count else None,
         )
 
     def _recover(self, fleet: Fleet) -> None:
@@ -490,6 +494,7 @@ class Runner:
                     lost_connections=step.lost_connections,
                     send_ratio=step.sent / math.ceil(rate * self.cfg.duration) if rate else 1.0,
                     generator_busy=step.generator_cpu_s / (self.cfg.duration * self.generator_cpus),
+                    pace_late_p99_ms=step.pace_late_p99_ms or 0.0,
                 )
             )
             step.ok, step.reason = verdict.ok, verdict.reason
@@ -516,6 +521,7 @@ class Runner:
                     keep_up=step.keep_up,
                     p99_ms=step.latency.p99_ms,
                     lost_connections=step.lost_connections,
+                    pace_late_p99_ms=step.pace_late_p99_ms or 0.0,
                 )
             )
             step.ok, step.reason = verdict.ok, verdict.reason

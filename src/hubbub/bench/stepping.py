@@ -2,9 +2,10 @@
 
 Each step runs at one rate and is judged: deliveries must keep up with what was
 published, p99 must stay under a bound, no connection may be lost, and the load
-generator itself must have managed to send at the rate (else the run measured the
-generator, not the server). Rates grow by a factor until a step fails; then a few
-bisection steps narrow the gap between the last good rate and the first bad one.
+generator itself must have managed to send at the rate, on schedule (else the run
+measured the generator, not the server). Rates grow by a factor until a step fails;
+then a few bisection steps narrow the gap between the last good rate and the first
+bad one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class StepOutcome:
     """Messages the generator did send ÷ messages it should have sent."""
     generator_busy: float = 0.0
     """CPU the load processes used ÷ the CPU they had (1.0 = saturated)."""
+    pace_late_p99_ms: float = 0.0
+    """p99 of how late the pacer sent each batch against its schedule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ class StepPolicy:
     min_keep_up: float = 0.95
     min_send_ratio: float = 0.95
     max_generator_busy: float = 0.9
+    max_pace_late_ms: float = 10.0
+    """Pacing lateness (p99) above this means the generator could not keep its schedule."""
 
     def __post_init__(self) -> None:
         if self.start_rate <= 0:
@@ -57,6 +62,8 @@ class StepPolicy:
             raise ValueError("step factor must be >= 1")
         if self.max_steps < 1:
             raise ValueError("max steps must be >= 1")
+        if not self.max_pace_late_ms > 0:
+            raise ValueError("max pace lateness must be > 0")
 
     def judge(self, step: StepOutcome) -> Verdict:
         """Did ``step`` keep up? The reason names the first rule it broke."""
@@ -64,6 +71,12 @@ class StepPolicy:
             return Verdict(
                 False,
                 f"load generator sent only {step.send_ratio:.0%} of the offered rate",
+                generator_limited=True,
+            )
+        if step.pace_late_p99_ms > self.max_pace_late_ms:
+            return Verdict(
+                False,
+                f"load generator fell behind its schedule by {step.pace_late_p99_ms:.1f} ms (p99)",
                 generator_limited=True,
             )
         if step.lost_connections:

@@ -6,6 +6,7 @@ The parent drives a worker through a pipe with a few orders, each answered once:
 ``("open",)``              open every connection (WebSocket + handshake) → ``opened``
 ``("run", rate, secs, record)``  publish at ``rate``/s (fanout, rooms) or run closed-loop
                            round trips (echo) for ``secs`` → ``started``, then ``window``
+                           (counts, CPU time and the pacer's lateness histogram)
 ``("collect",)``           stop recording, send the latency histogram → ``collected``
 ``("close",)``             close every connection and exit → ``closed``
 =========================  =============================================================
@@ -135,6 +136,8 @@ class Worker:
         self.lost = 0
         self.echoing = False
         self._seq = 0
+        self.pace_late_us: list[int] = []
+        """Per batch of this window: how late (µs) the pacer sent its earliest message."""
         self._done: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -268,6 +271,7 @@ class Worker:
         counters.recording = record
         delivered0, sent0, lost0 = counters.delivered, counters.sent, self.lost
         cpu0 = time.process_time()
+        self.pace_late_us = []
         self._reply("started", self.index)  # the runner lets publishers start after this
         if self.cfg.scenario == "echo":
             await self._echo_window(seconds)
@@ -281,7 +285,16 @@ class Worker:
             self.lost - lost0,
             delivered0,
             time.process_time() - cpu0,
+            self._lateness(),
         )
+
+    def _lateness(self) -> bytes:
+        """The window's pacing lateness as an encoded histogram (b"" when nothing was paced)."""
+        if not self.pace_late_us:
+            return b""
+        hist = stats.new_histogram()
+        stats.record_many(hist, self.pace_late_us)
+        return stats.encode(hist)
 
     def _payloads(self, count: int, stamp: int | None = None) -> list[bytes]:
         size = self.cfg.payload_size
@@ -301,9 +314,13 @@ class Worker:
         owed = 0  # messages scheduled so far, sent or dropped
         turn = 0
         counters = self.counters
+        late = self.pace_late_us
         while (now := loop.time()) < end and owed < total:
             due = min(int((now - start) * rate) + 1, total) - owed
             if due > 0:
+                # Stamps stay the real send time (publish → deliver); how far the pacer
+                # is behind its schedule is kept apart, so a stalled generator shows.
+                late.append(int((now - (start + owed / rate)) * 1e6))
                 owed += due
                 due = min(due, max(1, int(rate * MAX_CATCH_UP)))
                 stamp = time.monotonic_ns()
