@@ -77,10 +77,15 @@ def parse_judgement(value: object) -> float:
     if isinstance(value, bool):
         raise AHPError(f"expected a number from 1/9 to 9, got {value!r}")
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float: off the scale anyway
+            number = math.inf
     elif isinstance(value, str):
         try:
             number = float(Fraction(value.strip()))
+        except OverflowError:
+            number = math.inf
         except (ValueError, ZeroDivisionError):
             raise AHPError(f"expected a number or a fraction like 1/3, got {value!r}") from None
     else:

@@ -50,7 +50,8 @@ def _codec_table(figures: list[codecs.CodecFigures]) -> Table:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]hubbub evaluate:[/] {exc}")
+    """One plain line on stderr: no Rich markup (a "[a, b]" in it would vanish), no wrapping."""
+    typer.echo(f"hubbub evaluate: {' '.join(str(exc).split())}", err=True)
     return typer.Exit(2)
 
 
@@ -130,18 +131,21 @@ def rank(
             if group == "codecs":
                 figures = codecs.measure(budget_s=budget)
                 means = codecs.per_codec(figures)
-                missing = [name for name in alternatives if name not in means]
-                if missing:
-                    raise decision.DecisionError(
-                        f"alternatives.codecs: no registered codec {', '.join(missing)}"
-                    )
+                for name in alternatives:
+                    if name not in means:
+                        raise decision.DecisionError(
+                            f"{loaded.path}: alternatives.codecs.{name}: no registered codec "
+                            f"of that name (registered: {', '.join(means)})"
+                        )
                 values[group] = {
-                    name: decision.codec_values(means[name], spec or {})
+                    name: decision.codec_values(means[name], spec)
                     for name, spec in alternatives.items()
                 }
             else:
                 values[group] = {
-                    name: decision.engine_values(spec or {}, loaded.base)
+                    name: decision.engine_values(
+                        spec, loaded.base, where=f"{loaded.path}: alternatives.{group}.{name}"
+                    )
                     for name, spec in alternatives.items()
                 }
     except decision.DecisionError as exc:
