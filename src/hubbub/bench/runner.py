@@ -33,6 +33,7 @@ from rich.progress import (
 
 from hubbub.bench import stats, system
 from hubbub.bench.plan import (
+    Conn,
     RunConfig,
     connections_for,
     ephemeral_ports,
@@ -64,14 +65,26 @@ class WorkerDied(Exception):
 class Fleet:
     """The worker processes of one run and the pipes to them."""
 
-    def __init__(self, cfg: RunConfig, shares: list[list[Any]]) -> None:
-        ctx = mp.get_context("spawn")  # no inherited event loop, threads or sockets
-        self.pipes: list[Connection] = []
-        self.procs: list[Any] = []
-        self.publishers = [sum(1 for c in share if c.publish_to) for share in shares]
-        self.progress: dict[int, tuple[int, int, int, int]] = {}
-        self.reports: dict[int, int] = {}
+    def __init__(self, pipes: list[Connection], procs: list[Any], publishers: list[int]) -> None:
+        self.pipes = pipes
+        self.procs = procs
+        self.publishers = publishers
+        """Publishing connections per worker."""
+        self.progress: dict[int, tuple[int, int, int, int]] = {
+            i: (0, 0, 0, 0) for i in range(len(pipes))
+        }
+        self.reports: dict[int, int] = {i: 0 for i in range(len(pipes))}
         """Progress reports received per worker: a quiet count only counts once heard."""
+        self.held: list[tuple[Any, ...]] = []
+        """Answers read but not yet asked for: a pipe may hold a worker's next answer
+        right behind the one awaited, and it must wait for its own ``gather``."""
+
+    @classmethod
+    def start(cls, cfg: RunConfig, shares: list[list[Conn]]) -> Fleet:
+        """One worker process per share of the connections."""
+        ctx = mp.get_context("spawn")  # no inherited event loop, threads or sockets
+        pipes: list[Connection] = []
+        procs: list[Any] = []
         for index, share in enumerate(shares):
             ours, theirs = ctx.Pipe()
             proc = ctx.Process(
@@ -82,10 +95,9 @@ class Fleet:
             )
             proc.start()
             theirs.close()
-            self.pipes.append(ours)
-            self.procs.append(proc)
-            self.progress[index] = (0, 0, 0, 0)
-            self.reports[index] = 0
+            pipes.append(ours)
+            procs.append(proc)
+        return cls(pipes, procs, [sum(1 for c in share if c.publish_to) for share in shares])
 
     def send(self, index: int, *order: Any) -> None:
         self.pipes[index].send(order)
@@ -101,9 +113,9 @@ class Fleet:
             ready, failed, delivered, sent = ready + r, failed + f, delivered + d, sent + s
         return ready, failed, delivered, sent
 
-    def pump(self, timeout: float) -> list[tuple[Any, ...]]:
-        """Read what the workers sent within ``timeout``; progress is absorbed."""
-        messages: list[tuple[Any, ...]] = []
+    def pump(self, timeout: float) -> None:
+        """Read what the workers sent within ``timeout``: progress is absorbed, answers
+        are held for ``gather``."""
         for pipe in wait(self.pipes, timeout=timeout):
             assert isinstance(pipe, Connection)
             try:
@@ -115,10 +127,9 @@ class Fleet:
                     elif message[0] == "failed":
                         raise WorkerDied(f"load worker {message[1]} failed:\n{message[2]}")
                     else:
-                        messages.append(message)
+                        self.held.append(message)
             except (EOFError, OSError) as exc:
                 raise WorkerDied("a load worker exited unexpectedly") from exc
-        return messages
 
     def gather(
         self,
@@ -128,19 +139,25 @@ class Fleet:
         workers: Collection[int] | None = None,
     ) -> dict[int, tuple[Any, ...]]:
         """Wait for the ``kind`` answer of every worker (or of ``workers``), calling
-        ``tick`` as progress comes."""
+        ``tick`` as progress comes. Answers of other kinds stay held for later."""
         answers: dict[int, tuple[Any, ...]] = {}
-        wanted = len(self.pipes) if workers is None else len(workers)
-        while len(answers) < wanted:
+        wanted = set(range(len(self.pipes)) if workers is None else workers)
+        while True:
+            kept: list[tuple[Any, ...]] = []
+            for message in self.held:
+                if message[0] == kind and message[1] in wanted and message[1] not in answers:
+                    answers[message[1]] = message[2:]
+                else:
+                    kept.append(message)
+            self.held = kept
+            if len(answers) >= len(wanted):
+                return answers
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RunTimeout(f"workers did not finish '{kind}' before the deadline")
-            for message in self.pump(min(0.1, remaining)):
-                if message[0] == kind:
-                    answers[message[1]] = message[2:]
+            self.pump(min(0.1, remaining))
             if tick is not None:
                 tick()
-        return answers
 
     def close(self) -> None:
         for index in range(len(self.pipes)):
@@ -206,7 +223,7 @@ class Runner:
             machine=system.machine(cfg.server_pid, self.fds),
             versions=system.versions(),
         )
-        fleet = Fleet(cfg, self.shares)
+        fleet = Fleet.start(cfg, self.shares)
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
