@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
 from hubbub.evaluate import ahp
@@ -53,9 +56,86 @@ def test_inconsistent_judgements_name_the_worst_pair() -> None:
         ahp.priorities(CRITERIA, judgements)
     exc = caught.value
     assert exc.cr >= 0.1
-    assert set(exc.pair) == {"throughput", "operability"}
-    assert "throughput vs operability = 1/9" in str(exc)
+    assert exc.pairs == (("throughput", "operability"),)
+    assert "'throughput vs operability = 1/9' disagrees most" in str(exc)
     assert f"CR {exc.cr:.3f}" in str(exc)
+
+
+def test_a_standing_out_judgement_is_named_whatever_the_criteria_order() -> None:
+    """n = 4: the one outlier is named alone, for every order of the criteria."""
+    judgements = {
+        "throughput": {"latency": 3, "memory": 3, "operability": "1/9"},
+        "latency": {"memory": 3, "operability": 3},
+        "memory": {"operability": 9},
+    }
+    for order in itertools.permutations(CRITERIA):
+        with pytest.raises(ahp.InconsistentJudgements) as caught:
+            ahp.priorities(order, judgements)
+        assert caught.value.pairs == (("throughput", "operability"),), order
+
+
+TRIAD = {"a": {"b": 1, "c": 1}, "c": {"b": "1/9"}}  # b vs c = 9, written as c vs b = 1/9
+
+
+def test_three_criteria_name_the_whole_triad_in_criteria_order() -> None:
+    """n = 3: all |ln(a_ij w_j/w_i)| are equal, so all three judgements are named.
+
+    Which one used to be named was decided by floating-point noise and changed with
+    the order of the criteria.
+    """
+    for order in itertools.permutations("abc"):
+        with pytest.raises(ahp.InconsistentJudgements) as caught:
+            ahp.priorities(order, TRIAD)
+        exc = caught.value
+        # each as written in the judgements, in the order the criteria were given
+        written = {
+            frozenset("ab"): ("a", "b"),
+            frozenset("ac"): ("a", "c"),
+            frozenset("bc"): ("c", "b"),
+        }
+        expected = tuple(written[frozenset(pair)] for pair in itertools.combinations(order, 2))
+        assert exc.pairs == expected, order
+        assert "revising any one of them can restore consistency" in str(exc)
+    with pytest.raises(ahp.InconsistentJudgements) as caught:
+        ahp.priorities(["a", "b", "c"], TRIAD)
+    assert str(caught.value).startswith(
+        f"inconsistent judgements (CR {caught.value.cr:.3f} >= 0.1): "
+        "'a vs b = 1', 'a vs c = 1' and 'c vs b = 1/9' are equally far from what the weights"
+    )
+
+
+def test_any_one_triad_judgement_can_restore_consistency() -> None:
+    """The claim in the message: each of the three, set to what the other two imply."""
+    for fixed in (
+        {"a": {"b": "1/9", "c": 1}, "c": {"b": "1/9"}},  # a/b = (a/c)(c/b)
+        {"a": {"b": 1, "c": 9}, "c": {"b": "1/9"}},  # a/c = (a/b)(b/c)
+        {"a": {"b": 1, "c": 1}, "c": {"b": 1}},  # c/b = (c/a)(a/b)
+    ):
+        assert ahp.priorities(["a", "b", "c"], fixed).cr == pytest.approx(0.0, abs=1e-9)
+
+
+def test_consistency_ratio_is_textbook() -> None:
+    """Saaty's RI table, CI = (λmax - n)/(n - 1), CR = CI/RI, λmax the largest eigenvalue."""
+    assert ahp.RANDOM_INDEX == {
+        1: 0.0,
+        2: 0.0,
+        3: 0.58,
+        4: 0.90,
+        5: 1.12,
+        6: 1.24,
+        7: 1.32,
+        8: 1.41,
+        9: 1.45,
+        10: 1.49,
+    }
+    judgements = {"a": {"b": 2, "c": 5, "d": 1}, "b": {"c": 3, "d": "1/2"}, "c": {"d": "1/4"}}
+    p = ahp.priorities(list("abcd"), judgements)
+    matrix = ahp.pairwise_matrix(list("abcd"), judgements)
+    lambda_max = max(np.linalg.eigvals(matrix).real)
+    assert p.lambda_max == pytest.approx(lambda_max)
+    assert p.ci == pytest.approx((lambda_max - 4) / 3)
+    assert p.cr == pytest.approx((lambda_max - 4) / 3 / 0.90)
+    assert (matrix @ np.array(p.weights)) == pytest.approx(lambda_max * np.array(p.weights))
 
 
 def test_missing_duplicate_and_unknown_judgements_are_errors() -> None:

@@ -10,6 +10,11 @@ each other is the consistency ratio
 with Saaty's random index RI. CR ≥ 0.1 means the judgements are too inconsistent to
 use; the error then names the judgement that disagrees most with what the others
 imply (the largest |ln(a_ij · w_j / w_i)|), which is the one to revisit first.
+
+When several deviations tie, no single judgement is to blame and all the tied ones are
+named. With three criteria this is always so: the eigenvector spreads the triad's
+inconsistency a_12·a_23/a_13 evenly, every |ln(a_ij · w_j / w_i)| is a third of its log,
+and changing any one of the three judgements can make the triad consistent.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ RANDOM_INDEX: dict[int, float] = {
 }
 """Saaty's random consistency index by matrix size."""
 MAX_CR = 0.1
+TIE_RTOL = 1e-6
+"""Deviations this close (relative) are equal: eigenvector noise is ~1e-15."""
 SCALE_MIN, SCALE_MAX = 1 / 9, 9.0
 
 
@@ -42,20 +49,51 @@ class AHPError(ValueError):
     """The judgements cannot be turned into weights."""
 
 
-class InconsistentJudgements(AHPError):
-    """CR ≥ the limit; ``pair`` is the judgement most at odds with the rest."""
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """``a`` vs ``b`` = ``given`` as written; ``implied`` is w_a/w_b from the weights."""
 
-    def __init__(self, cr: float, pair: tuple[str, str], given: float, implied: float) -> None:
+    a: str
+    b: str
+    given: float
+    implied: float
+
+    def __str__(self) -> str:
+        return f"'{self.a} vs {self.b} = {format_judgement(self.given)}'"
+
+
+class InconsistentJudgements(AHPError):
+    """CR ≥ the limit; ``judgements`` are the ones most at odds with the rest.
+
+    One judgement when it stands out; all of them, in the order of the criteria, when
+    their deviations tie (always so with three criteria), as none is more to blame.
+    """
+
+    def __init__(self, cr: float, judgements: Sequence[Judgement]) -> None:
+        if not judgements:
+            raise ValueError("InconsistentJudgements needs at least one judgement")
         self.cr = cr
-        self.pair = pair
-        self.given = given
-        self.implied = implied
-        a, b = pair
+        self.judgements = tuple(judgements)
+        head = f"inconsistent judgements (CR {cr:.3f} >= {MAX_CR}): "
+        if len(self.judgements) == 1:
+            (j,) = self.judgements
+            super().__init__(
+                f"{head}{j} disagrees most with the others, "
+                f"which imply about {format_judgement(j.implied)}; revise that judgement"
+            )
+            return
+        *first, last = self.judgements
+        names = ", ".join(map(str, first)) + f" and {last}"
+        implied = ", ".join(format_judgement(j.implied) for j in self.judgements)
         super().__init__(
-            f"inconsistent judgements (CR {cr:.3f} >= {MAX_CR}): "
-            f"'{a} vs {b} = {format_judgement(given)}' disagrees most with the others, "
-            f"which imply about {format_judgement(implied)}; revise that judgement"
+            f"{head}{names} are equally far from what the weights imply "
+            f"(about {implied}); revising any one of them can restore consistency"
         )
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """The named judgements as (a, b) pairs, as written."""
+        return tuple((j.a, j.b) for j in self.judgements)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,19 +209,24 @@ def consistency(lambda_max: float, n: int) -> tuple[float, float]:
     return ci, ci / ri
 
 
-def most_inconsistent(matrix: np.ndarray, weights: np.ndarray) -> tuple[int, int, float, float]:
-    """(i, j, given a_ij, implied w_i/w_j) of the judgement furthest from the weights."""
+def most_inconsistent(
+    matrix: np.ndarray, weights: np.ndarray, *, rtol: float = TIE_RTOL
+) -> list[tuple[int, int, float, float]]:
+    """(i, j, given a_ij, implied w_i/w_j) of the judgements furthest from the weights.
+
+    Every pair i < j whose |ln(a_ij · w_j / w_i)| is within ``rtol`` of the largest,
+    in row order: one when it stands out, the whole triad for n = 3, where they tie
+    exactly and floating-point noise alone would otherwise pick one.
+    """
     n = matrix.shape[0]
-    best = (0, 1, float(matrix[0, 1]), float(weights[0] / weights[1]))
-    worst = -1.0
-    for i in range(n):
-        for j in range(i + 1, n):
-            implied = float(weights[i] / weights[j])
-            error = abs(math.log(matrix[i, j] / implied))
-            if error > worst:
-                worst = error
-                best = (i, j, float(matrix[i, j]), implied)
-    return best
+    deviations = [
+        (i, j, float(matrix[i, j]), float(weights[i] / weights[j]))
+        for i in range(n)
+        for j in range(i + 1, n)
+    ]
+    errors = [abs(math.log(given / implied)) for _, _, given, implied in deviations]
+    worst = max(errors)
+    return [d for d, error in zip(deviations, errors, strict=True) if error >= worst * (1 - rtol)]
 
 
 def priorities(
@@ -199,11 +242,14 @@ def priorities(
     weights, lambda_max = principal_eigenvector(matrix)
     ci, cr = consistency(lambda_max, len(names))
     if cr >= max_cr:
-        i, j, given, implied = most_inconsistent(matrix, weights)
-        a, b = names[i], names[j]
-        if b in judgements and a in judgements[b]:  # name it the way it was written
-            a, b, given, implied = b, a, 1 / given, 1 / implied
-        raise InconsistentJudgements(cr, (a, b), given, implied)
+        named = []
+        for i, j, given, implied in most_inconsistent(matrix, weights):
+            a, b = names[i], names[j]
+            if b in judgements and a in judgements[b]:  # name it the way it was written
+                named.append(Judgement(b, a, 1 / given, 1 / implied))
+            else:
+                named.append(Judgement(a, b, given, implied))
+        raise InconsistentJudgements(cr, named)
     return Priorities(
         names=tuple(names),
         weights=tuple(float(w) for w in weights),
