@@ -104,3 +104,18 @@ def test_url_for_spreads_subscribers_over_nodes_and_keeps_publishers_on_the_firs
     ).server_pids == (5, 6)
     single = RunConfig(scenario="fanout", url="ws://a")
     assert all(url_for(single, c) == "ws://a" for c in connections_for(single))
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "127.0.0.1"])
+def test_localhost_gets_source_addresses_like_127_0_0_1(host: str) -> None:
+    """localhost resolves to loopback: --source-addrs is honoured, not silently dropped."""
+    url = f"ws://{host}:8000/connection/websocket"
+    assert source_addresses(10, url, ports=28_232, requested=2) == ["127.0.0.2", "127.0.0.3"]
+    assert source_addresses(60_000, url, ports=28_232) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+@pytest.mark.parametrize("scenario", ["connect", "fanout", "rooms", "echo"])
+def test_total_connections_counts_what_connections_for_lists(scenario: str) -> None:
+    """The runner sizes the source addresses from the total before listing connections."""
+    cfg = RunConfig(scenario=scenario, url=URL, connections=7, publishers=3, rooms=4, members=5)  # type: ignore[arg-type]
+    assert cfg.total_connections == len(connections_for(cfg))

@@ -76,3 +76,19 @@ def test_fanout_smoke_run(server: tuple[int, int], tmp_path: Path) -> None:
     # server_cpu_s is not asserted: /proc counts 10 ms ticks, and 250 small deliveries
     # may round to zero; the larger runs in benchmarks/ show it.
     assert plot.stat().st_size > 0
+
+
+def test_localhost_with_source_addresses(server: tuple[int, int], tmp_path: Path) -> None:
+    """ws://localhost with --source-addrs 2 binds 127.0.0.2 and .3, as 127.0.0.1 would."""
+    port, _ = server
+    out = tmp_path / "connect.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "hubbub.bench", "connect", "-n", "4", "--source-addrs", "2",
+         "--hold", "0", "--url", f"ws://localhost:{port}", "--json", str(out),
+         "--deadline", "30"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    result = results.read(out)
+    assert result.params["source_addresses"] == ["127.0.0.2", "127.0.0.3"]
+    assert result.connect is not None and result.connect.connected == 4

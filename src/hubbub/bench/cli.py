@@ -14,19 +14,58 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 from urllib.parse import urlsplit
 
+import msgspec
 import typer
 from rich.console import Console
 
 from hubbub.bench import report, results
-from hubbub.bench.plan import RunConfig, with_default_path
+from hubbub.bench.plan import MAX_SOURCES, RunConfig, with_default_path
 from hubbub.bench.runner import Runner
 from hubbub.bench.stepping import StepPolicy
+from hubbub.codecs.registry import default_registry
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Load generator: connect, fanout, rooms and echo scenarios against a server.",
 )
+
+
+def _positive(value: float) -> float:
+    """Durations, rates and bounds: zero or less would divide by zero or mean nothing."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a number > 0, not {value:g}")
+    return value
+
+
+def _not_negative(value: float) -> float:
+    """Optional waits and limits: 0 means none."""
+    if not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"must be a number >= 0, not {value:g}")
+    return value
+
+
+def _factor(value: float) -> float:
+    """A rate step factor below 1 would never raise the rate."""
+    if not (math.isfinite(value) and value >= 1):
+        raise typer.BadParameter(f"must be a number >= 1, not {value:g}")
+    return value
+
+
+def _share(value: float) -> float:
+    """A share of deliveries: above 0, at most all of them."""
+    if not (0 < value <= 1):
+        raise typer.BadParameter(f"must be above 0 and at most 1, not {value:g}")
+    return value
+
+
+def _codec_name(value: str) -> str:
+    """Fail here, not in every worker's first connection."""
+    known = default_registry().names()
+    if value not in known:
+        raise typer.BadParameter(f"unknown codec {value!r} (known: {', '.join(known)})")
+    return value
+
 
 Url = Annotated[
     str,
@@ -35,33 +74,53 @@ Url = Annotated[
 ProtocolOpt = Annotated[
     str, typer.Option("--protocol", help="centrifuge (hubbub), plain (peer servers), socketio")
 ]
-Codec = Annotated[str, typer.Option(help="Centrifuge codec: json or protobuf")]
-Procs = Annotated[int, typer.Option(help="Load processes (0: as the fd limit requires)")]
-Sources = Annotated[
-    int, typer.Option(help="Source addresses 127.0.0.2… (0: as ephemeral ports require)")
+Codec = Annotated[
+    str, typer.Option(callback=_codec_name, help="Centrifuge codec: json or protobuf")
 ]
-ServerPid = Annotated[int, typer.Option(help="Server PID: RSS and CPU from /proc")]
+Procs = Annotated[int, typer.Option(min=0, help="Load processes (0: as the fd limit requires)")]
+Sources = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=MAX_SOURCES,
+        help="Source addresses 127.0.0.2… (0: as ephemeral ports require)",
+    ),
+]
+ServerPid = Annotated[int, typer.Option(min=0, help="Server PID: RSS and CPU from /proc")]
 JsonOut = Annotated[Optional[Path], typer.Option("--json", help="Write results here")]  # noqa: UP045
 PlotOut = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG chart here")]  # noqa: UP045
 Label = Annotated[str, typer.Option(help="Name of what is measured, kept in the results")]
-Deadline = Annotated[float, typer.Option(help="Stop the whole run after this many seconds")]
-Concurrency = Annotated[int, typer.Option(help="Handshakes in flight per process")]
-PayloadSize = Annotated[int, typer.Option(help="Payload bytes (JSON with a timestamp)")]
-Duration = Annotated[float, typer.Option(help="Seconds per measured step")]
-Warmup = Annotated[float, typer.Option(help="Seconds of unrecorded load first")]
-Drain = Annotated[float, typer.Option(help="Max seconds to wait for late deliveries")]
-P99Bound = Annotated[float, typer.Option(help="A step fails when p99 exceeds this (ms)")]
+Deadline = Annotated[
+    float, typer.Option(callback=_positive, help="Stop the whole run after this many seconds")
+]
+Concurrency = Annotated[int, typer.Option(min=1, help="Handshakes in flight per process")]
+PayloadSize = Annotated[int, typer.Option(min=0, help="Payload bytes (JSON with a timestamp)")]
+Duration = Annotated[float, typer.Option(callback=_positive, help="Seconds per measured step")]
+Warmup = Annotated[
+    float, typer.Option(callback=_not_negative, help="Seconds of unrecorded load first")
+]
+Drain = Annotated[
+    float, typer.Option(callback=_not_negative, help="Max seconds to wait for late deliveries")
+]
+P99Bound = Annotated[
+    float, typer.Option(callback=_positive, help="A step fails when p99 exceeds this (ms)")
+]
 MaxPaceLate = Annotated[
     float,
     typer.Option(
         "--max-pace-late-ms",
+        callback=_positive,
         help="A step is generator limited when the publishers' pacing lateness p99 "
         "exceeds this (ms)",
     ),
 ]
-StepFactor = Annotated[float, typer.Option(help="Rate multiplier per step (1: one step)")]
-MaxSteps = Annotated[int, typer.Option(help="Most rate steps")]
-MaxRate = Annotated[float, typer.Option(help="Highest total publish rate (0: no limit)")]
+StepFactor = Annotated[
+    float, typer.Option(callback=_factor, help="Rate multiplier per step (1: one step)")
+]
+MaxSteps = Annotated[int, typer.Option(min=1, help="Most rate steps")]
+MaxRate = Annotated[
+    float, typer.Option(callback=_not_negative, help="Highest total publish rate (0: no limit)")
+]
 HalfRate = Annotated[bool, typer.Option(help="Re-measure latency at half the max rate")]
 AllowRemote = Annotated[bool, typer.Option(help="Allow a server outside 127.0.0.0/8")]
 
@@ -80,7 +139,19 @@ def _url(url: str, protocol: str, allow_remote: bool) -> str:
     return with_default_path(url, protocol)
 
 
-def _finish(result: results.Result, json_out: Path | None, plot_out: Path | None) -> None:
+def _run(
+    cfg: RunConfig,
+    json_out: Path | None,
+    plot_out: Path | None,
+    policy: StepPolicy | None = None,
+    half_rate: bool = True,
+) -> None:
+    """Run, show and save; exit non-zero when the run could not do its job."""
+    try:
+        runner = Runner(cfg, policy=policy, half_rate=half_rate)
+    except ValueError as exc:  # e.g. more connections than source addresses can carry
+        raise typer.BadParameter(str(exc)) from None
+    result = runner.run()
     report.show(result)
     if json_out is not None:
         results.write(result, json_out)
@@ -88,7 +159,7 @@ def _finish(result: results.Result, json_out: Path | None, plot_out: Path | None
     if plot_out is not None:
         report.plot([result], plot_out)
         Console(stderr=True).print(f"chart: {plot_out}")
-    if result.connect is not None and result.connect.connected == 0:
+    if runner.worker_died or (result.connect is not None and result.connect.connected == 0):
         raise typer.Exit(1)
 
 
@@ -124,9 +195,15 @@ def _policy(
 
 @app.command()
 def connect(
-    connections: Annotated[int, typer.Option("-n", "--connections", help="Connections")] = 1000,
-    channels: Annotated[int, typer.Option(help="Channels they subscribe to, round-robin")] = 1,
-    hold: Annotated[float, typer.Option(help="Seconds to hold before reading RSS")] = 2.0,
+    connections: Annotated[
+        int, typer.Option("-n", "--connections", min=1, help="Connections")
+    ] = 1000,
+    channels: Annotated[
+        int, typer.Option(min=1, help="Channels they subscribe to, round-robin")
+    ] = 1,
+    hold: Annotated[
+        float, typer.Option(callback=_not_negative, help="Seconds to hold before reading RSS")
+    ] = 2.0,
     url: Url = _DEFAULT_URL,
     protocol: ProtocolOpt = "centrifuge",
     codec: Codec = "json",
@@ -156,21 +233,26 @@ def connect(
         server_pid=server_pid,
         deadline=deadline,
     )
-    _finish(Runner(cfg).run(), json_out, plot_out)
+    _run(cfg, json_out, plot_out)
 
 
 @app.command()
 def fanout(
-    subscribers: Annotated[int, typer.Option("-n", "--subscribers", help="Subscribers")] = 1000,
-    publishers: Annotated[int, typer.Option(help="Publishing connections")] = 1,
+    subscribers: Annotated[
+        int, typer.Option("-n", "--subscribers", min=1, help="Subscribers")
+    ] = 1000,
+    publishers: Annotated[int, typer.Option(min=1, help="Publishing connections")] = 1,
     rate: Annotated[
-        float, typer.Option(help="First step's publications/s (all publishers)")
+        float,
+        typer.Option(callback=_positive, help="First step's publications/s (all publishers)"),
     ] = 100.0,
     step_factor: StepFactor = 1.5,
     max_rate: MaxRate = 0.0,
     max_steps: MaxSteps = 10,
     p99_bound_ms: P99Bound = 50.0,
-    min_keep_up: Annotated[float, typer.Option(help="Share of deliveries a step must see")] = 0.95,
+    min_keep_up: Annotated[
+        float, typer.Option(callback=_share, help="Share of deliveries a step must see")
+    ] = 0.95,
     max_pace_late_ms: MaxPaceLate = 10.0,
     half_rate: HalfRate = True,
     payload_size: PayloadSize = 64,
@@ -191,7 +273,7 @@ def fanout(
     concurrency: Concurrency = 200,
     server_pid: Annotated[
         Optional[list[int]],  # noqa: UP045
-        typer.Option(help="Server PID: RSS and CPU from /proc; repeat for several nodes"),
+        typer.Option(min=0, help="Server PID: RSS and CPU from /proc; repeat for several nodes"),
     ] = None,
     label: Label = "",
     json_out: JsonOut = None,
@@ -225,14 +307,16 @@ def fanout(
     policy = _policy(
         rate, step_factor, max_rate, max_steps, p99_bound_ms, min_keep_up, max_pace_late_ms
     )
-    _finish(Runner(cfg, policy=policy, half_rate=half_rate).run(), json_out, plot_out)
+    _run(cfg, json_out, plot_out, policy, half_rate)
 
 
 @app.command()
 def rooms(
-    rooms: Annotated[int, typer.Option(help="Channels (chat rooms)")] = 100,
-    members: Annotated[int, typer.Option(help="Members per room; each publishes")] = 10,
-    rate: Annotated[float, typer.Option(help="Publications/s per member (first step)")] = 1.0,
+    rooms: Annotated[int, typer.Option(min=1, help="Channels (chat rooms)")] = 100,
+    members: Annotated[int, typer.Option(min=1, help="Members per room; each publishes")] = 10,
+    rate: Annotated[
+        float, typer.Option(callback=_positive, help="Publications/s per member (first step)")
+    ] = 1.0,
     step_factor: StepFactor = 1.0,
     max_rate: MaxRate = 0.0,
     max_steps: MaxSteps = 8,
@@ -280,16 +364,18 @@ def rooms(
     policy = _policy(
         rate * total, step_factor, max_rate * total, max_steps, p99_bound_ms, 0.95, max_pace_late_ms
     )
-    _finish(Runner(cfg, policy=policy, half_rate=half_rate).run(), json_out, plot_out)
+    _run(cfg, json_out, plot_out, policy, half_rate)
 
 
 @app.command()
 def echo(
-    connections: Annotated[int, typer.Option("-n", "--connections", help="Connections")] = 100,
+    connections: Annotated[
+        int, typer.Option("-n", "--connections", min=1, help="Connections")
+    ] = 100,
     mode: Annotated[
         str, typer.Option(help="publish (to its own channel) or rpc (method 'echo')")
     ] = "publish",
-    pipeline: Annotated[int, typer.Option(help="Requests in flight per connection")] = 1,
+    pipeline: Annotated[int, typer.Option(min=1, help="Requests in flight per connection")] = 1,
     payload_size: PayloadSize = 64,
     duration: Duration = 5.0,
     warmup: Warmup = 1.0,
@@ -329,13 +415,27 @@ def echo(
         server_pid=server_pid,
         deadline=deadline,
     )
-    _finish(Runner(cfg).run(), json_out, plot_out)
+    _run(cfg, json_out, plot_out)
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the results that --json writes."""
     typer.echo(json.dumps(results.json_schema(), indent=2))
+
+
+def _read(path: Path) -> results.Result:
+    """A result file, or a one-line error naming it (exit 2)."""
+    try:
+        return results.read(path)
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        problem = f"not a hubbub bench result: {exc}"
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"error: {path}: {problem}", markup=False
+    )
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -345,7 +445,7 @@ def plot(
     title: Annotated[str, typer.Option(help="Chart title")] = "",
 ) -> None:
     """Draw several results of the same scenario in one chart."""
-    loaded = [results.read(f) for f in files]
+    loaded = [_read(f) for f in files]
     if len({r.scenario for r in loaded}) != 1:
         raise typer.BadParameter("results of different scenarios cannot share a chart")
     report.plot(loaded, out, title)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import resource
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,8 @@ PORT_HEADROOM = 0.9
 """Share of the ephemeral port range used per source address (TIME_WAIT, others)."""
 FIRST_SOURCE = 2
 """127.0.0.1 is usually the server's address; extra sources start at 127.0.0.2."""
+MAX_SOURCES = 250
+"""Source addresses 127.0.0.2 … 127.0.0.251 at most."""
 
 DEFAULT_PATHS = {
     "centrifuge": "/connection/websocket",
@@ -138,14 +141,30 @@ def source_addresses(connections: int, url: str, ports: int, requested: int = 0)
     Only for servers on loopback (every 127.x.y.z is local on Linux); elsewhere the
     addresses would have to exist on this host.
     """
-    host = urlsplit(url).hostname or ""
-    if not host.startswith("127."):
+    if not _ipv4_loopback(urlsplit(url).hostname or ""):
         return []
     needed = math.ceil(connections / max(1, int(ports * PORT_HEADROOM)))
     count = max(requested, needed if needed > 1 else 0)
-    if count > 250:
-        raise ValueError(f"{connections} connections need {count} source addresses (max 250)")
+    if count > MAX_SOURCES:
+        raise ValueError(
+            f"{connections} connections need {count} source addresses (max {MAX_SOURCES})"
+        )
     return [f"127.0.0.{FIRST_SOURCE + i}" for i in range(count)]
+
+
+def _ipv4_loopback(host: str) -> bool:
+    """127.x.y.z, or a name such as ``localhost`` that resolves only to such addresses
+    (the source addresses are IPv4, so the server must be reached over IPv4)."""
+    if host.startswith("127."):
+        return True
+    name = host.lower()
+    if name != "localhost" and not name.endswith(".localhost"):
+        return False  # no DNS look-ups for remote names
+    try:
+        found = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(found) and all(str(info[4][0]).startswith("127.") for info in found)
 
 
 def with_default_path(url: str, protocol: str) -> str:

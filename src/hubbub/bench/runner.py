@@ -100,7 +100,10 @@ class Fleet:
         return cls(pipes, procs, [sum(1 for c in share if c.publish_to) for share in shares])
 
     def send(self, index: int, *order: Any) -> None:
-        self.pipes[index].send(order)
+        try:
+            self.pipes[index].send(order)
+        except OSError as exc:  # the worker's end is closed: it is gone
+            raise WorkerDied(f"load worker {index} exited unexpectedly") from exc
 
     def broadcast(self, *order: Any) -> None:
         for index in range(len(self.pipes)):
@@ -163,7 +166,7 @@ class Fleet:
         for index in range(len(self.pipes)):
             try:
                 self.send(index, "close")
-            except OSError:
+            except WorkerDied:
                 continue
         end = time.monotonic() + 5
         for proc in self.procs:
@@ -193,11 +196,16 @@ class Runner:
         self.console = console or Console(stderr=True)
         self.deadline = time.monotonic() + cfg.deadline
         self.notes: list[str] = []
+        self.worker_died = False
+        """A load process ended or failed mid-run: what was measured is incomplete."""
         self.roles: Counter[str] = Counter()
         self._errors_seen: Counter[str] = Counter()
         fds = fd_limit()
+        # Sources first: too many connections for the addresses fails before listing them.
+        sources = source_addresses(
+            cfg.total_connections, cfg.url, ephemeral_ports(), cfg.source_addrs
+        )
         conns = connections_for(cfg)
-        sources = source_addresses(len(conns), cfg.url, ephemeral_ports(), cfg.source_addrs)
         apart = cfg.scenario == "fanout"
         self.procs = procs_needed(len(conns), fds, cfg.procs) + (
             1 if apart and not cfg.procs else 0
@@ -243,6 +251,7 @@ class Runner:
                 else:
                     result.steps = self._stepped(fleet, progress)
         except (RunTimeout, WorkerDied, KeyboardInterrupt) as exc:
+            self.worker_died = isinstance(exc, WorkerDied)
             self.notes.append(f"stopped early: {exc.__class__.__name__} {exc}".strip())
         finally:
             fleet.close()

@@ -23,6 +23,7 @@ import contextlib
 import functools
 import math
 import signal
+import socket
 import time
 import traceback
 from collections import Counter
@@ -239,7 +240,8 @@ class Worker:
 
         extra: dict[str, Any] = {}
         if conn.source:
-            extra["local_addr"] = (conn.source, 0)
+            # An IPv4 source: reach the server over IPv4 too (localhost may be ::1 first).
+            extra.update(local_addr=(conn.source, 0), family=socket.AF_INET)
         headers = {"Sec-WebSocket-Protocol": wire.subprotocol} if wire.subprotocol else None
         try:
             async with asyncio.timeout(cfg.handshake_timeout):
