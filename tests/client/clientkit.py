@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import msgspec
 from conftest import UNIT, ws_url
@@ -91,26 +91,24 @@ class Transitions:
         return self.states.count(state)
 
 
-class FakeServer:
-    """A WebSocket server that accepts connect and then does only what the test says.
+class FakeWsServer:
+    """A WebSocket server on a free local port whose connections ``listener`` serves;
+    leaving it drops every connection it accepted (``transports``)."""
 
-    It announces ``ping`` seconds in its connect reply but never pings: a server that
-    went silent without closing its sockets.
-    """
-
-    def __init__(self, *, ping: int = 1) -> None:
-        self.ping = ping
+    def __init__(self) -> None:
         self.port = 0
-        self.connects = 0
         self.transports: list[WSTransport] = []
         self._server: asyncio.Server | None = None
+
+    def listener(self) -> WSListener:
+        raise NotImplementedError
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/connection/websocket"
 
-    async def __aenter__(self) -> FakeServer:
-        self._server = await ws_create_server(lambda request: _FakeListener(self), "127.0.0.1", 0)
+    async def __aenter__(self) -> Self:
+        self._server = await ws_create_server(lambda request: self.listener(), "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -119,6 +117,22 @@ class FakeServer:
         self._server.close()
         for transport in self.transports:
             transport.disconnect(graceful=False)
+
+
+class FakeServer(FakeWsServer):
+    """A WebSocket server that accepts connect and then does only what the test says.
+
+    It announces ``ping`` seconds in its connect reply but never pings: a server that
+    went silent without closing its sockets.
+    """
+
+    def __init__(self, *, ping: int = 1) -> None:
+        super().__init__()
+        self.ping = ping
+        self.connects = 0
+
+    def listener(self) -> WSListener:
+        return _FakeListener(self)
 
 
 class _FakeListener(WSListener):

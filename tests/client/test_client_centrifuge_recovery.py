@@ -8,12 +8,11 @@ server here speaks Centrifuge's way, for client-side and server-side subscriptio
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import msgspec
-from clientkit import make_client, until
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
+from clientkit import FakeWsServer, make_client, until
+from picows import WSFrame, WSListener, WSMsgType, WSTransport
 
 from hubbub.client import PublicationEvent, SubscribedEvent, SubscriptionState
 
@@ -21,32 +20,18 @@ CHANNEL = "news"
 EPOCH = "e1"
 
 
-class CentrifugeStream:
+class CentrifugeStream(FakeWsServer):
     """One channel whose stream holds offsets 1..top, answering as Centrifuge does."""
 
     def __init__(self, *, server_side: bool = False) -> None:
+        super().__init__()
         self.top = 0
         self.server_side = server_side
-        self.transports: list[WSTransport] = []
         self.requests: list[dict[str, Any]] = []
         """Every subscribe request, from a subscribe command or a connect's ``subs``."""
-        self._server: asyncio.Server | None = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/connection/websocket"
-
-    async def __aenter__(self) -> CentrifugeStream:
-        self._server = await ws_create_server(lambda request: _Listener(self), "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for transport in self.transports:
-            transport.disconnect(graceful=False)
+    def listener(self) -> WSListener:
+        return _Listener(self)
 
     def publish(self) -> None:
         """Add a publication at the top and push it to the live connection."""
