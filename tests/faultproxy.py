@@ -5,6 +5,8 @@
         await proxy.cut()                      # drop every open connection
         proxy.refuse = True                    # new connections are closed at once
         proxy.refuse = False                   # and accepted again
+        proxy.silence()                        # open connections drop every byte, both
+                                               # ways, yet stay open (a dead route)
 
 Only loopback traffic; every piped connection ends when the proxy closes.
 """
@@ -17,7 +19,7 @@ from types import TracebackType
 
 
 class FaultProxy:
-    """Forwards 127.0.0.1:<port> to 127.0.0.1:<target>, with cut() and refuse."""
+    """Forwards 127.0.0.1:<port> to 127.0.0.1:<target>, with cut(), refuse and silence()."""
 
     def __init__(self, target: int, host: str = "127.0.0.1") -> None:
         self.target = target
@@ -27,6 +29,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._silent: set[asyncio.StreamWriter] = set()
 
     def url(self, scheme: str, path: str = "") -> str:
         return f"{scheme}://{self.host}:{self.port}{path}"
@@ -56,6 +59,12 @@ class FaultProxy:
             with contextlib.suppress(BaseException):
                 await task
         self._writers.clear()
+        self._silent.clear()
+
+    def silence(self) -> None:
+        """Connections open now drop every byte from here on, both ways, and stay open;
+        connections made later are piped as usual."""
+        self._silent |= self._writers
 
     @property
     def connections(self) -> int:
@@ -80,10 +89,12 @@ class FaultProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
+                if writer not in self._silent:
+                    writer.write(data)
+                    await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
             self._writers.discard(writer)
+            self._silent.discard(writer)

@@ -29,30 +29,6 @@ QUICK = "&timeout=1&reconnect_wait=0.05&reconnect_max_wait=0.25"
 CHANNEL = "chat:silent"
 
 
-class SilentProxy(FaultProxy):
-    """A FaultProxy whose connections open at ``silence()`` drop every byte from then on,
-    both ways, yet stay open; connections made later are piped as usual."""
-
-    def __init__(self, target: int) -> None:
-        super().__init__(target)
-        self._silent: set[asyncio.StreamWriter] = set()
-
-    def silence(self) -> None:
-        self._silent |= self._writers
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                if writer not in self._silent:
-                    writer.write(data)
-                    await writer.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            self._writers.discard(writer)
-
-
 @pytest.fixture
 async def url() -> AsyncIterator[str]:
     url = scratch_url()
@@ -61,8 +37,8 @@ async def url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def proxy() -> AsyncIterator[SilentProxy]:
-    async with SilentProxy(4222) as proxy:
+async def proxy() -> AsyncIterator[FaultProxy]:
+    async with FaultProxy(4222) as proxy:
         yield proxy
 
 
@@ -81,7 +57,7 @@ def gaps(events: Recorder) -> list[str]:
 
 
 async def test_a_silent_connection_is_reconnected_and_reported_as_a_gap(
-    url: str, proxy: SilentProxy
+    url: str, proxy: FaultProxy
 ) -> None:
     """Publications stored by another node while this one's connection is silent are
     reported as a gap (timeout=1: found within about 2 s), and delivery resumes."""
@@ -100,7 +76,7 @@ async def test_a_silent_connection_is_reconnected_and_reported_as_a_gap(
         await eventually(lambda: numbers(events.pubs(CHANNEL)) == [1, 4], BOUND)
 
 
-async def test_a_send_through_a_silent_connection_fails(url: str, proxy: SilentProxy) -> None:
+async def test_a_send_through_a_silent_connection_fails(url: str, proxy: FaultProxy) -> None:
     """A publish without history and a join have no history to fall back on: through a
     silent connection they fail with EngineError, where they used to be answered OK and
     lost; once reconnected they go through again."""

@@ -9,7 +9,6 @@ every test uses a random key prefix whose keys are deleted afterwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -277,67 +276,16 @@ async def test_a_gap_closes_a_server_side_subscriber_3010_and_it_recovers_throug
 # ---------------------------------------------------------------------- a silent path
 
 
-class BlackHoleProxy:
-    """Forwards to Redis; ``swallow()`` makes the open connections drop every byte
-    silently (no FIN, no RST), as a dead network path does. New connections work."""
-
-    def __init__(self, target: int) -> None:
-        self.target = target
-        self.port = 0
-        self._open: set[asyncio.StreamWriter] = set()
-        self._swallowed: set[asyncio.StreamWriter] = set()
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> BlackHoleProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._open:
-            writer.close()
-        for task in self._pipes:
-            task.cancel()
-
-    def swallow(self) -> None:
-        self._swallowed |= self._open
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
-        self._open |= {writer, up_writer}
-        loop = asyncio.get_running_loop()
-        for src, dst, src_writer in ((reader, up_writer, writer), (up_reader, writer, up_writer)):
-            task = loop.create_task(self._pipe(src, dst, src_writer))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    async def _pipe(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        source: asyncio.StreamWriter,
-    ) -> None:
-        with contextlib.suppress(OSError):
-            while data := await reader.read(65536):
-                if source not in self._swallowed and writer not in self._swallowed:
-                    writer.write(data)
-                    await writer.drain()
-        writer.close()
-
-
 async def test_a_silent_pubsub_connection_is_replaced(prefix: str) -> None:
     """A Pub/Sub connection gone silent is probed, dropped and replaced, and the gap reported."""
     events = Recorder()
-    async with BlackHoleProxy(REDIS_PORT) as proxy:
-        url = f"redis://127.0.0.1:{proxy.port}/0?prefix={prefix}&timeout=0.2"
+    async with FaultProxy(REDIS_PORT) as proxy:
+        url = proxy.url("redis", f"/0?prefix={prefix}&timeout=0.2")
         broker = RedisBroker(RedisOptions.from_url(url), backoff=EqualJitterBackoff(0.1, 0.02))
         await broker.start(events)
         try:
             await broker.subscribe(["chat:a"])
-            proxy.swallow()
+            proxy.silence()
             await eventually(lambda: gaps(events) == {"chat:a"})
             await broker.publish("chat:a", pub(1), None)
             await broker.settle()
