@@ -8,6 +8,7 @@ own prefix and deletes its streams and bucket afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -99,6 +100,46 @@ async def test_publishes_fail_while_nats_is_away_and_delivery_resumes(
     await direct.publish(CHANNEL, pub(5), HISTORY)
     await eventually(lambda: len(events.pubs(CHANNEL)) == 3)
     assert numbers(events.pubs(CHANNEL)) == [1, 4, 5]
+
+
+async def test_a_silent_connection_is_reconnected_and_reported_as_a_gap(
+    url: str, proxy: FaultProxy, brokers: Any
+) -> None:
+    """A connection gone silent (a blackholed route: open, nothing arrives either way)
+    is found dead within about 2 x timeout, reconnected, and what another node stored
+    meanwhile is reported as a gap; delivery then resumes."""
+    (away, events), (direct, _) = await brokers(through(proxy, url)), await brokers(url)
+    await away.subscribe([CHANNEL])
+    await direct.publish(CHANNEL, pub(1), HISTORY)
+    await eventually(lambda: numbers(events.pubs(CHANNEL)) == [1], BOUND)
+    proxy.silence()
+    await direct.publish(CHANNEL, pub(2), HISTORY)
+    await direct.publish(CHANNEL, pub(3), HISTORY)
+    await eventually(lambda: gaps(events) == {CHANNEL}, BOUND)
+    assert numbers(events.pubs(CHANNEL)) == [1]
+    await direct.publish(CHANNEL, pub(4), HISTORY)
+    await eventually(lambda: numbers(events.pubs(CHANNEL)) == [1, 4], BOUND)
+
+
+async def test_a_send_through_a_silent_connection_fails(
+    url: str, proxy: FaultProxy, brokers: Any
+) -> None:
+    """A publish without history and a join have no history to fall back on: through a
+    silent connection they fail with EngineError (they used to be answered OK and lost),
+    and once reconnected they go through again."""
+    away, _ = await brokers(through(proxy, url))
+    await away.publish(CHANNEL, pub(1), None)
+    proxy.silence()
+    with pytest.raises(EngineError):
+        await away.publish(CHANNEL, pub(2), None)
+    with pytest.raises(EngineError):
+        await away.publish_join(CHANNEL, client("u1", "c1"))
+    async with asyncio.timeout(BOUND):
+        while True:
+            with contextlib.suppress(EngineError):
+                await away.publish(CHANNEL, pub(3), None)
+                break
+            await asyncio.sleep(0.05)
 
 
 async def test_reconnect_resubscribes_every_channel(
