@@ -135,12 +135,15 @@ class FakeServer(FakeWsServer):
         return _FakeListener(self)
 
 
-class _FakeListener(WSListener):
-    def __init__(self, server: FakeServer) -> None:
-        self.server = server
+class FakeWsListener(WSListener):
+    """One connection of a FakeWsServer: answers a close, hands each JSON command of a
+    frame to ``command``."""
+
+    def __init__(self, server: FakeWsServer) -> None:
+        self.transports = server.transports
 
     def on_ws_connected(self, transport: WSTransport) -> None:
-        self.server.transports.append(transport)
+        self.transports.append(transport)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type is WSMsgType.CLOSE:
@@ -148,11 +151,23 @@ class _FakeListener(WSListener):
             transport.disconnect()
             return
         for line in frame.get_payload_as_bytes().split(b"\n"):
-            command = msgspec.json.decode(line)
-            if "connect" in command:
-                self.server.connects += 1
-                reply = {
-                    "id": command["id"],
-                    "connect": {"client": f"fake-{self.server.connects}", "ping": self.server.ping},
-                }
-                transport.send(WSMsgType.TEXT, msgspec.json.encode(reply))
+            if line.strip():
+                self.command(transport, msgspec.json.decode(line))
+
+    def command(self, transport: WSTransport, command: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class _FakeListener(FakeWsListener):
+    def __init__(self, server: FakeServer) -> None:
+        super().__init__(server)
+        self.server = server
+
+    def command(self, transport: WSTransport, command: dict[str, Any]) -> None:
+        if "connect" in command:
+            self.server.connects += 1
+            reply = {
+                "id": command["id"],
+                "connect": {"client": f"fake-{self.server.connects}", "ping": self.server.ping},
+            }
+            transport.send(WSMsgType.TEXT, msgspec.json.encode(reply))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from clientkit import FakeWsServer, make_client, until
-from picows import WSFrame, WSListener, WSMsgType, WSTransport
+from clientkit import FakeWsListener, FakeWsServer, make_client, until
+from picows import WSListener, WSMsgType, WSTransport
 
 from hubbub.client import PublicationEvent, SubscribedEvent, SubscriptionState
 
@@ -65,32 +65,22 @@ class CentrifugeStream(FakeWsServer):
         return {"data": {"n": offset}, "offset": offset}
 
 
-class _Listener(WSListener):
+class _Listener(FakeWsListener):
     def __init__(self, stream: CentrifugeStream) -> None:
+        super().__init__(stream)
         self.stream = stream
 
-    def on_ws_connected(self, transport: WSTransport) -> None:
-        self.stream.transports.append(transport)
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type is WSMsgType.CLOSE:
-            transport.send_close(frame.get_close_code())
-            transport.disconnect()
-            return
-        for line in frame.get_payload_as_bytes().split(b"\n"):
-            if not line.strip():
-                continue
-            command = msgspec.json.decode(line)
-            reply: dict[str, Any] = {"id": command["id"]}
-            if "connect" in command:
-                connect: dict[str, Any] = {"client": f"c{len(self.stream.transports)}"}
-                if self.stream.server_side:
-                    asked = command["connect"].get("subs", {}).get(CHANNEL, {})
-                    connect["subs"] = {CHANNEL: self.stream.result(asked)}
-                reply["connect"] = connect
-            elif "subscribe" in command:
-                reply["subscribe"] = self.stream.result(command["subscribe"])
-            transport.send(WSMsgType.TEXT, msgspec.json.encode(reply))
+    def command(self, transport: WSTransport, command: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"id": command["id"]}
+        if "connect" in command:
+            connect: dict[str, Any] = {"client": f"c{len(self.stream.transports)}"}
+            if self.stream.server_side:
+                asked = command["connect"].get("subs", {}).get(CHANNEL, {})
+                connect["subs"] = {CHANNEL: self.stream.result(asked)}
+            reply["connect"] = connect
+        elif "subscribe" in command:
+            reply["subscribe"] = self.stream.result(command["subscribe"])
+        transport.send(WSMsgType.TEXT, msgspec.json.encode(reply))
 
 
 async def test_subscription_delivers_what_a_centrifuge_server_recovers() -> None:
