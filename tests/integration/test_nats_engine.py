@@ -142,6 +142,26 @@ async def test_a_send_through_a_silent_connection_fails(
             await asyncio.sleep(0.05)
 
 
+async def test_sends_of_one_loop_turn_share_one_ping(url: str, brokers: Any) -> None:
+    """Publishes without history wait for a PONG (a silent connection must not swallow
+    them); those made in one loop turn share one PING instead of one each."""
+    broker, _ = await brokers(url)
+    nc = broker._link.nc
+    flushes = 0
+    flush = nc.flush
+
+    async def counted(timeout: int = 10) -> None:
+        nonlocal flushes
+        flushes += 1
+        await flush(timeout)
+
+    nc.flush = counted  # type: ignore[method-assign]
+    await asyncio.gather(*(broker.publish(CHANNEL, pub(n), None) for n in range(20)))
+    assert flushes == 1
+    await broker.publish(CHANNEL, pub(20), None)
+    assert flushes == 2
+
+
 async def test_reconnect_resubscribes_every_channel(
     url: str, proxy: FaultProxy, brokers: Any
 ) -> None:

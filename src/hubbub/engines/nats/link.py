@@ -75,6 +75,8 @@ class Link:
         self._generation = 0
         """Connections made so far: a probe of an earlier one never resets a later one."""
         self._probes: set[asyncio.Task[None]] = set()
+        self._next_probe: asyncio.Task[None] | None = None
+        """The probe made this loop turn and not yet started: later confirms share it."""
 
     @property
     def nc(self) -> Client:
@@ -144,12 +146,17 @@ class Link:
         cancelled. No PONG within ``timeout``: the connection counts as dead and is
         reconnected at once, so that late PONG never reaches the reader.
         """
-        probe = asyncio.get_running_loop().create_task(self._probe(self.nc, self._generation))
-        self._probes.add(probe)
-        probe.add_done_callback(self._probe_done)
+        probe = self._next_probe
+        if probe is None:  # sends of one loop turn share one PING, sent after them all
+            loop = asyncio.get_running_loop()
+            probe = self._next_probe = loop.create_task(self._probe(self.nc, self._generation))
+            self._probes.add(probe)
+            probe.add_done_callback(self._probe_done)
         await asyncio.shield(probe)
 
     async def _probe(self, nc: Client, generation: int) -> None:
+        if self._next_probe is asyncio.current_task():
+            self._next_probe = None  # its PING goes out now: a later send needs the next
         if not nc.is_connected:
             raise nats.errors.ConnectionReconnectingError
         try:
@@ -162,6 +169,8 @@ class Link:
 
     def _probe_done(self, probe: asyncio.Task[None]) -> None:
         self._probes.discard(probe)
+        if self._next_probe is probe:  # ended before it started (closed): not to share
+            self._next_probe = None
         if not probe.cancelled():
             probe.exception()  # retrieved here: the caller may have stopped waiting
 
