@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,32 @@ def test_a_run_whose_worker_died_exits_non_zero(
     assert result.exit_code == 1, result.output
     notes = json.loads(out.read_text())["notes"]
     assert any("WorkerDied" in note for note in notes), notes
+
+
+def test_a_run_stopped_by_its_deadline_exits_non_zero(tmp_path: Path) -> None:
+    """A server that accepts but never answers the handshake: the run stops at its
+    deadline with the partial results written, and exits 1, not 0."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        out = tmp_path / "r.json"
+        url = f"ws://127.0.0.1:{silent.getsockname()[1]}"
+        result = invoke(["connect", "-n", "1", "--hold", "0", "--url", url, "--deadline", "1",
+                         "--json", str(out)])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    notes = json.loads(out.read_text())["notes"]
+    assert any("RunTimeout" in note for note in notes), notes
+
+
+def test_a_server_pid_that_is_gone_gives_no_rss_per_connection(tmp_path: Path) -> None:
+    """RSS read from a process that is gone would make a nonsense per-connection figure
+    (after - before over connections); the run says so instead."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    out = tmp_path / "r.json"
+    url = f"ws://127.0.0.1:{closed_port()}"
+    invoke(["connect", "-n", "1", "--hold", "0", "--url", url, "--deadline", "20",
+            "--server-pid", str(gone.pid), "--json", str(out)])  # fmt: skip
+    written = json.loads(out.read_text())
+    assert any(f"server process {gone.pid} gone" in note for note in written["notes"])
+    assert written["connect"]["rss_per_connection_bytes"] == 0.0

@@ -159,7 +159,9 @@ def _run(
     if plot_out is not None:
         report.plot([result], plot_out)
         Console(stderr=True).print(f"chart: {plot_out}")
-    if runner.worker_died or (result.connect is not None and result.connect.connected == 0):
+    # Partial results are still shown and written, but the exit says the run did not
+    # finish (a deadline, a dead worker, Ctrl-C) or connected nothing.
+    if runner.interrupted or (result.connect is not None and result.connect.connected == 0):
         raise typer.Exit(1)
 
 

@@ -196,7 +196,8 @@ class Runner:
         self.console = console or Console(stderr=True)
         self.deadline = time.monotonic() + cfg.deadline
         self.notes: list[str] = []
-        self.worker_died = False
+        self.interrupted = False
+        """Stopped early by a deadline, a dead worker or Ctrl-C: the results are partial."""
         """A load process ended or failed mid-run: what was measured is incomplete."""
         self.roles: Counter[str] = Counter()
         self._errors_seen: Counter[str] = Counter()
@@ -251,7 +252,7 @@ class Runner:
                 else:
                     result.steps = self._stepped(fleet, progress)
         except (RunTimeout, WorkerDied, KeyboardInterrupt) as exc:
-            self.worker_died = isinstance(exc, WorkerDied)
+            self.interrupted = True
             self.notes.append(f"stopped early: {exc.__class__.__name__} {exc}".strip())
         finally:
             fleet.close()
@@ -345,7 +346,9 @@ class Runner:
         if cfg.server_pid:
             rss1 = system.rss_bytes(cfg.server_pid)
             connect.server_rss_after_bytes = rss1
-            if connect.connected:
+            if not rss1:  # the server is gone: a per-connection figure would be nonsense
+                self.notes.append(f"server process {cfg.server_pid} gone: no RSS per connection")
+            elif connect.connected:
                 per = (rss1 - connect.server_rss_before_bytes) / connect.connected
                 connect.rss_per_connection_bytes = round(per, 1)
 
