@@ -512,6 +512,8 @@ async def test_a_stream_made_again_by_another_node_is_not_written_over(
     channel, history = "chat:again", HistoryOptions(size=10, ttl=60.0)
     old = [await a.publish(channel, pub(n), history) for n in range(count)]
     await jetstream.delete_stream(f"{a.options.prefix}_history_chat")
+    # A forgets the stream's tails when JetStream's stream-deleted advisory reaches it.
+    await eventually(lambda: channel not in a._streams._tails)
     accepted = [await b.publish(channel, pub(10 + n), history) for n in range(count)]
     assert accepted[-1].offset == count and accepted[-1].epoch != old[-1].epoch
     position = await a.publish(channel, pub(99), history)
@@ -519,6 +521,27 @@ async def test_a_stream_made_again_by_another_node_is_not_written_over(
     for broker in (a, b):
         page, top = await broker.history(channel, since=None, limit=-1, reverse=False)
         assert (numbers(page), top) == ([*range(10, 10 + count), 99], position)
+
+
+@needs_nats
+async def test_a_node_reads_a_channels_tail_once_for_its_publishes(brokers: Any) -> None:
+    """The tail a node wrote is remembered: publishes after the first need no read of it
+    (they still go through JetStream's expected-sequence check)."""
+    broker, _ = await brokers()
+    streams = broker._streams
+    reads = 0
+    read_tail = streams.read_tail
+
+    async def counted(channel: str) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read_tail(channel)
+
+    streams.read_tail = counted  # type: ignore[method-assign]
+    history = HistoryOptions(size=10, ttl=60.0)
+    positions = [await broker.publish("chat:often", pub(n), history) for n in range(5)]
+    assert [p.offset for p in positions] == [1, 2, 3, 4, 5]
+    assert reads == 1
 
 
 @needs_nats

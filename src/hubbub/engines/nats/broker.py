@@ -54,6 +54,9 @@ from hubbub.protocol.messages import ClientInfo, Publication, StreamPosition
 
 _log = structlog.get_logger(__name__)
 
+STREAM_DELETED = "$JS.EVENT.ADVISORY.STREAM.DELETED.*"
+"""JetStream's advisory subject for a deleted stream (its name is the last token)."""
+
 
 @dataclass(eq=False, slots=True)
 class _Subscription:
@@ -112,6 +115,10 @@ class NatsBroker:
 
     async def start(self, handler: BrokerEventHandler) -> None:
         await self._link.open()
+        # A history stream deleted (by anyone) takes this node's cached tails with it;
+        # nats-py subscribes again after a reconnect, which forgets them all anyway.
+        async with self._link.guard("subscribe to stream advisories"):
+            await self._link.nc.subscribe(STREAM_DELETED, cb=self._stream_deleted)
         self._handler = handler
 
     async def close(self) -> None:
@@ -180,6 +187,11 @@ class NatsBroker:
             del self._channels[channel]
         entry.close()
         await entry.release(self.options.timeout)
+
+    async def _stream_deleted(self, msg: Msg) -> None:
+        stream = msg.subject.rpartition(".")[2]
+        if self._names.owns(stream):
+            self._streams.forget_stream(stream)
 
     def _reconnected(self) -> None:
         """Core NATS lost whatever was published while we were away: tell the handler."""

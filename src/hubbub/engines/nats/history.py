@@ -2,21 +2,23 @@
 
 Every message of a channel's history subject is a ``Record`` carrying the stream's state
 (state.py), so the subject's last message, the *tail*, is the stream's metadata. An
-append reads the tail, then writes tail.offset + 1 with JetStream's
-``Nats-Expected-Last-Subject-Sequence`` set to the tail's sequence: if another node
-appended first, JetStream refuses, we re-read the tail and retry. No counter can run
+append writes tail.offset + 1 with JetStream's ``Nats-Expected-Last-Subject-Sequence``
+set to the tail's sequence: if another node appended first, JetStream refuses, we re-read
+the tail and retry. No counter can run
 ahead of the data, and when the data is gone (stream deleted, server state lost, the
 stream's ``max_age`` = meta_ttl passed) the epoch goes with it and a new one is drawn.
 ``remove`` and ``page`` on an unknown channel append a data-less marker, so the tail
 keeps the position. Expiry after ``ttl`` is read from the tail; the subject's older
 messages are purged when the next publication starts a new window.
 
-The tail is read for every append, never remembered: a stream deleted and made again by
-another node restarts its sequences, so a remembered tail's sequence can equal the new
-stream's, and the write would land with the old epoch on top of the new one, hiding an
-accepted publication. nats-server 2.9 has no guard that names the stream's incarnation,
-so one window stays: a stream deleted, made again and written to between our read and
-our write (one round trip) can still be written over.
+This node remembers the tails it read or wrote, so its next append to a channel needs
+no read. A stream deleted and made again by another node restarts its sequences, so a
+remembered tail's sequence could equal the new stream's, and the write would land with
+the old epoch on top of the new one, hiding an accepted publication. So the tails of a
+stream are forgotten when JetStream announces its deletion (the stream-deleted
+advisory, ``forget_stream``) and on every reconnect (``forget``). nats-server 2.9 has no
+guard that names a stream's incarnation, so one window stays: a stream deleted, made
+again and written to by another node before the advisory reaches this one.
 
 ``max_age`` belongs to the namespace's stream: publications set it to their meta_ttl, a
 stream that ``page`` makes gets the meta_ttl asked for (else 30 days). ``page`` with a
@@ -36,6 +38,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Final
@@ -65,6 +68,8 @@ _log = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS: Final = 64
 """Appends to one channel retried after losing the race to another node."""
+TAIL_CACHE: Final = 4096
+"""Channels whose tail this node remembers, so its next publish needs no read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,7 @@ class _Locks:
 
 
 class HistoryStreams:
-    """The history streams of one prefix, with this node's cache of their limits.
+    """The history streams of one prefix, with this node's cache of tails and limits.
 
     Calls raise nats-py's errors; the broker runs them under ``Link.guard``.
     """
@@ -126,6 +131,7 @@ class HistoryStreams:
         self._link = link
         self._names = names
         self._locks = _Locks()
+        self._tails: OrderedDict[str, Tail] = OrderedDict()
         self._streams: dict[str, _Limits] = {}
         """The limits of the streams this node made or read, by stream name."""
         self._chores: set[asyncio.Task[None]] = set()
@@ -136,8 +142,15 @@ class HistoryStreams:
         return self._locks.hold(channel)
 
     def forget(self) -> None:
-        """Drop the cached limits (the connection was lost: they may be stale)."""
+        """Drop the cached tails and limits (the connection was lost: they may be stale)."""
+        self._tails.clear()
         self._streams.clear()
+
+    def forget_stream(self, stream: str) -> None:
+        """Drop what is cached of ``stream``, which was deleted: a new one starts over."""
+        self._streams.pop(stream, None)
+        for channel in [c for c in self._tails if self._names.stream(c) == stream]:
+            del self._tails[channel]
 
     async def close(self) -> None:
         for chore in self._chores:
@@ -165,9 +178,12 @@ class HistoryStreams:
                 self._names.stream(channel), subject=self._names.history(channel)
             )
         except nats.js.errors.NotFoundError:  # no such stream, or nothing on the subject
+            self._tails.pop(channel, None)
             return None
         stored = msg.time.timestamp() if msg.time is not None else time.time()
-        return Tail(msg.seq or 0, decode_record(msg.data or b""), stored)
+        tail = Tail(msg.seq or 0, decode_record(msg.data or b""), stored)
+        self._remember(channel, tail)
+        return tail
 
     async def between(self, channel: str, epoch: str, first: int, last: int) -> list[Record]:
         """The stored publications of ``epoch`` with offsets first..last, in order."""
@@ -240,12 +256,12 @@ class HistoryStreams:
         limits: _Limits | None = None,
         new: _Limits | None = None,
     ) -> tuple[Tail | None, bytes]:
-        """Append ``decide(tail)`` if the tail, read now, is still the subject's last
-        message; retry with the new tail if another node appended first. Returns the tail
-        and the bytes stored; None from ``decide``: no write, and b"" for the bytes."""
+        """Append ``decide(tail)`` if the tail is still the subject's last message; retry
+        with the new tail if another node appended first. Returns the tail and the bytes
+        stored; None from ``decide``: no write, and b"" for the bytes."""
         for attempt in range(MAX_ATTEMPTS):
             await self._ensure_stream(channel, limits, new)
-            tail = await self.read_tail(channel)  # never remembered: see the module docstring
+            tail = self._tails.get(channel) or await self.read_tail(channel)
             record = decide(tail)
             if record is None:
                 return tail, b""
@@ -257,6 +273,7 @@ class HistoryStreams:
                     raise
             except nats.js.errors.NoStreamResponseError:
                 self._streams.pop(self._names.stream(channel), None)  # deleted under us
+            self._tails.pop(channel, None)
             await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
         raise EngineError(f"NATS publish failed: {MAX_ATTEMPTS} attempts lost the race")
 
@@ -269,12 +286,19 @@ class HistoryStreams:
             headers={"Nats-Expected-Last-Subject-Sequence": str(0 if tail is None else tail.seq)},
         )
         stored = Tail(ack.seq, record, time.time())
+        self._remember(channel, stored)
         restarted = record.kind == PUB and record.first == record.offset
         if restarted and tail is not None and tail.record.offset:  # free the expired window
             chore = asyncio.get_running_loop().create_task(self._reclaim(channel, ack.seq))
             self._chores.add(chore)
             chore.add_done_callback(self._chores.discard)
         return stored
+
+    def _remember(self, channel: str, tail: Tail) -> None:
+        self._tails[channel] = tail
+        self._tails.move_to_end(channel)
+        if len(self._tails) > TAIL_CACHE:
+            self._tails.popitem(last=False)
 
     async def _records(self, channel: str, upto: int = 0) -> list[Record]:
         messages = await self._link.snapshot(
