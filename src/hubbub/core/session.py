@@ -388,10 +388,15 @@ class Session:
             return
         queue = self._queue
         self._queue = []
+        nbytes = self._queued_bytes
         self._queued_bytes = 0
         # A frame of one message is that message (the Codec contract): the common case
         # of a fan-out turn, one per subscriber, needs no join call.
-        frame = queue[0] if len(queue) == 1 else self.codec.join(queue)
+        if len(queue) == 1:
+            frame = queue[0]
+        else:
+            frame = self.codec.join(queue)
+            nbytes = len(frame)  # with the codec's separators, as bytes_received counts
         try:
             backlog = self._backlog = self.connection.write(frame)
         except Exception as exc:  # the socket is gone; the transport reports the loss
@@ -400,7 +405,7 @@ class Session:
             return
         metrics = self.node.metrics
         metrics.messages_sent += len(queue)
-        metrics.bytes_sent += len(frame)  # the frame, separators included, as received
+        metrics.bytes_sent += nbytes
         if backlog > self._limit:
             self._slow()
 
