@@ -345,3 +345,28 @@ async def test_sub_refresh_answers_an_error_when_the_subscription_ended_meanwhil
     await drain(client.session)
     error = client.reply(3).error
     assert error is not None and error.code == 103
+
+
+async def test_an_eager_task_factory_does_not_stall_broker_subscriptions() -> None:
+    """An application may run the node under ``asyncio.eager_task_factory`` (3.12+):
+    a broker sync that finishes while being created must not be left behind as the one
+    later subscribers wait on."""
+    if not hasattr(asyncio, "eager_task_factory"):
+        pytest.skip("asyncio.eager_task_factory needs Python 3.12+")
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)
+    broker = _Broker()
+    node = Node(chat_settings(), broker=broker)
+    await node.start()
+    try:
+        first = await connected(node)
+        assert (await first.call("subscribe", {"channel": ROOM})).subscribe is not None
+        assert (await first.call("unsubscribe", {"channel": ROOM})).unsubscribe is not None
+        second = await connected(node)
+        assert (await second.call("subscribe", {"channel": ROOM})).subscribe is not None
+        await node.publish(ROOM, b'{"n":1}')
+        await drain(second.session)
+        assert ROOM in broker.live and pubs_of(second.conn.replies(), ROOM) == [1]
+    finally:
+        loop.set_task_factory(None)
+        await node.shutdown(0)

@@ -203,7 +203,9 @@ class Node:
         hub; one per channel at a time, so subscribes and unsubscribes never cross."""
         task = self._syncing.get(channel)
         if task is None:
-            task = self._syncing[channel] = self.loop.create_task(self._follow_hub(channel))
+            task = self.loop.create_task(self._follow_hub(channel))
+            if not task.done():  # an eager task factory may have finished it already
+                self._syncing[channel] = task
         return task
 
     async def _follow_hub(self, channel: str) -> None:
@@ -228,7 +230,8 @@ class Node:
                     except Exception as exc:  # a stale subscription costs deliveries only
                         _log.warning("broker unsubscribe failed", channel=channel, error=str(exc))
         finally:
-            del self._syncing[channel]
+            if self._syncing.get(channel) is asyncio.current_task():
+                del self._syncing[channel]
 
     async def remove_subscriber(self, session: Session, channel: str) -> None:
         sub = session.subscriptions.get(channel)
