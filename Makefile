@@ -26,7 +26,8 @@ test: $(DEVSTAMP) services
 	$(PY) -m pytest
 
 # On Python 3.12+ a session starts a frame's commands eagerly (core/session.py: _start),
-# a path `make test` on an older $(PYTHON) never takes: run the core and integration
+# and an application may install asyncio.eager_task_factory (tests for both): paths
+# `make test` on an older $(PYTHON) never takes. Run the core, integration and client
 # tests again with the newest CPython 3.12+ found, in a venv of its own (.ci/run does).
 EAGER_PYTHON ?= $(shell sh scripts/eager_python.sh)
 
@@ -34,7 +35,7 @@ test-eager: services
 	@if [ -z "$(EAGER_PYTHON)" ]; then echo "test-eager: no CPython 3.12+ found, skipped"; exit 0; fi; \
 	set -e; [ -x .venv-eager/bin/python ] || $(EAGER_PYTHON) -m venv .venv-eager; \
 	.venv-eager/bin/python -m pip install --quiet -e '.[dev]'; \
-	.venv-eager/bin/python -m pytest -q tests/core tests/integration
+	.venv-eager/bin/python -m pytest -q tests/core tests/integration tests/client
 
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check src tests

@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from hubbub.tasks import start
+
 _log = logging.getLogger(__name__)
 
 E = TypeVar("E")
@@ -33,7 +35,7 @@ class Runner:
     def submit(self, awaitable: Awaitable[Any]) -> None:
         self._queue.append(awaitable)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+            self._task = start(self._drain())
 
     async def _drain(self) -> None:
         try:

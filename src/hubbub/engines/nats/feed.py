@@ -20,6 +20,7 @@ import structlog
 
 from hubbub.engines.nats.state import PUB, Record
 from hubbub.errors import EngineError
+from hubbub.tasks import start
 
 _log = structlog.get_logger(__name__)
 
@@ -126,7 +127,7 @@ class ChannelFeed:
             self._timer.cancel()
             self._timer = None
         if self._filler is None:
-            self._filler = asyncio.get_running_loop().create_task(self._fill())
+            self._filler = start(self._fill())
 
     async def _fill(self) -> None:
         """Read the offsets missing below the lowest held one from history; skip, reporting

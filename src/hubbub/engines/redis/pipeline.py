@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from hubbub.engines.redis.scripts import Script
+from hubbub.tasks import start
 
 Pending = tuple[tuple[Any, ...], asyncio.Future[Any]]
 
@@ -57,7 +58,7 @@ class OrderedPipeline:
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((args, future))
         if self._drainer is None:
-            self._drainer = loop.create_task(self._drain())
+            self._drainer = start(self._drain())
         return future
 
     async def close(self) -> None:

@@ -34,6 +34,7 @@ from hubbub.engines.redis.pubsub import (
     Verbs,
 )
 from hubbub.errors import EngineError
+from hubbub.tasks import start
 
 _log = structlog.get_logger(__name__)
 
@@ -204,7 +205,7 @@ class Subscriptions:
     def _unsettle(self) -> None:
         self._unsettled = True
         if self._follower is None:
-            self._follower = asyncio.get_running_loop().create_task(self._follow())
+            self._follower = start(self._follow())
 
     async def _follow(self) -> None:
         """Re-read the slots and re-place channels until nothing moves; never raises."""
