@@ -25,6 +25,11 @@ from hubbub.errors import ConfigError
 PR_SET_PDEATHSIG = 1
 RESTART_DELAY = 1.0
 """Seconds before a worker that died on its own is started again."""
+EARLY_DEATH = 5.0
+"""A worker that dies within this many seconds of its start failed to start."""
+MAX_EARLY_DEATHS = 3
+"""Failed starts in a row after which the supervisor gives up (a port taken, a broker
+that is not there: starting again would only fail again)."""
 
 _log = structlog.get_logger(__name__)
 
@@ -49,6 +54,23 @@ def check_workers(settings: Settings, workers: int) -> None:
             "(HUBBUB_ENGINE_PRESENCE) is memory://; drop it to keep presence with the "
             "broker, or give it a redis:// or nats:// URL"
         )
+    server = settings.server
+    shared = {"server.port": server.port, "server.tcp_port": server.tcp_port}
+    for key, port in shared.items():
+        if port == 0:
+            raise ConfigError(
+                f"--workers {workers} needs a fixed {key}: with 0 every worker would "
+                "listen on a port of its own instead of sharing one"
+            )
+    if server.internal_port:
+        internal = range(server.internal_port, server.internal_port + workers)
+        for key, port in shared.items():
+            if port in internal:
+                raise ConfigError(
+                    f"--workers {workers}: the workers' internal ports "
+                    f"{internal.start}-{internal.stop - 1} (server.internal_port + worker) "
+                    f"include {key} {port}; move one of them"
+                )
 
 
 def _in_process(url: str) -> bool:
@@ -74,8 +96,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_main(settings: Settings, index: int) -> None:
+def _worker_main(settings: Settings, index: int, supervisor: int) -> None:
+    # The supervisor's handlers came along with the fork: until the server installs its
+    # own, SIGTERM and SIGINT must simply end this process, not run the supervisor's.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     _die_with_parent()
+    if os.getppid() != supervisor:  # it died before the death signal was armed
+        os._exit(1)
     structlog.contextvars.bind_contextvars(worker=index)
     from hubbub.server import run
 
@@ -90,16 +118,19 @@ class Supervisor:
         self.count = workers
         self._context = multiprocessing.get_context("fork")
         self._procs: dict[int, BaseProcess] = {}
+        self._started: dict[int, float] = {}
+        self._early_deaths: dict[int, int] = {}
         self._stopping = False
 
     def _start(self, index: int) -> None:
         proc = self._context.Process(
             target=_worker_main,
-            args=(worker_settings(self.settings, index), index),
+            args=(worker_settings(self.settings, index), index, os.getpid()),
             name=f"hubbub-worker-{index}",
         )
         proc.start()
         self._procs[index] = proc
+        self._started[index] = time.monotonic()
         _log.info("worker started", worker=index, pid=proc.pid)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -109,21 +140,40 @@ class Supervisor:
                 os.kill(proc.pid, signal.SIGTERM)
 
     def run(self) -> int:
-        """Run until a signal; the exit status is 0 when every worker stopped cleanly."""
+        """Run until a signal; the exit status is 0 when every worker stopped cleanly.
+
+        A worker that dies is started again, unless it keeps dying at start
+        (``MAX_EARLY_DEATHS`` in a row): then every worker is stopped and the status is 1.
+        """
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         for index in range(self.count):
             self._start(index)
+        failed = False
         while not self._stopping:
             for index, proc in list(self._procs.items()):
-                if not proc.is_alive() and not self._stopping:
-                    _log.error("worker died", worker=index, exitcode=proc.exitcode)
-                    time.sleep(RESTART_DELAY)
-                    if not self._stopping:
-                        self._start(index)
+                if proc.is_alive() or self._stopping:
+                    continue
+                _log.error("worker died", worker=index, exitcode=proc.exitcode)
+                if time.monotonic() - self._started[index] < EARLY_DEATH:
+                    self._early_deaths[index] = self._early_deaths.get(index, 0) + 1
+                else:  # it ran a while: a crash, not a failed start
+                    self._early_deaths[index] = 0
+                if self._early_deaths[index] >= MAX_EARLY_DEATHS:
+                    _log.error(
+                        "worker keeps failing at start; stopping",
+                        worker=index,
+                        attempts=self._early_deaths[index],
+                    )
+                    failed = True
+                    self._on_signal(signal.SIGTERM, None)
+                    break
+                time.sleep(RESTART_DELAY)
+                if not self._stopping:
+                    self._start(index)
             time.sleep(0.2)
         deadline = time.monotonic() + self.settings.server.shutdown_timeout + 5
-        status = 0
+        status = 1 if failed else 0
         for proc in self._procs.values():
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():

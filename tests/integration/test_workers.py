@@ -192,3 +192,31 @@ async def test_workers_without_a_broker_exit_2_naming_the_setting(tmp_path: Path
     err = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
     assert code == 2
     assert "engine.broker" in err and "HUBBUB_ENGINE_BROKER" in err
+
+
+async def test_workers_that_cannot_start_make_the_supervisor_give_up(tmp_path: Path) -> None:
+    """Their port is taken: each start fails at once, and after a few in a row the
+    supervisor stops and exits 1 with a reason, instead of restarting them for good."""
+    reason = _redis_down()
+    if reason:
+        pytest.skip(reason)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        internal = _free_port_pair()
+        log = tmp_path / "workers.log"
+        proc = await _spawn(
+            EXAMPLE,
+            "--workers", "2", "--port", str(port), "--internal-port", str(internal),
+            broker=f"redis://127.0.0.1:6379/0?prefix=hubbubtest{os.getpid()}{port}",
+            log=log,
+        )  # fmt: skip
+        try:
+            status = await asyncio.wait_for(proc.wait(), START_TIMEOUT)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert status == 1
+    assert "keeps failing at start" in log.read_text(errors="replace")
