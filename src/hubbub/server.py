@@ -51,11 +51,21 @@ class Server:
         self._stopping = False
 
     async def start(self) -> None:
+        """Start the node and every listener; if one cannot start (a port taken), what
+        did start is stopped again before the error goes up: nothing is left serving."""
         await self.node.start()
-        await self.websocket.start()
-        if self.tcp is not None:
-            await self.tcp.start()
-        await self.internal.start()
+        try:
+            await self.websocket.start()
+            if self.tcp is not None:
+                await self.tcp.start()
+            await self.internal.start()
+        except BaseException:
+            self.websocket.stop_accepting()
+            if self.tcp is not None:
+                self.tcp.stop_accepting()
+            await self.node.shutdown(0)
+            await self.internal.stop()
+            raise
         self._ready = True
         host = self.settings.server.host
         addresses = {"websocket": f"ws://{host}:{self.websocket.port}/connection/websocket"}

@@ -9,14 +9,16 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import EXAMPLE, UNIT, free_port
+from conftest import EXAMPLE, UNIT, chat_settings, free_port
 
+from hubbub.server import Server
 from integration.conftest import TRANSPORTS, Client
 from integration.tcpclient import TcpClient
 from integration.wsclient import WAIT, http_get, open_client
@@ -207,3 +209,21 @@ async def test_config_check_on_the_example_exits_0(tmp_path: Path) -> None:
     stdout, _ = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
     assert proc.returncode == 0
     assert b"ok" in stdout
+
+
+async def test_a_server_that_cannot_start_leaves_nothing_listening() -> None:
+    """The internal port is taken: start() fails, and the public listener it had opened
+    is closed again, not left accepting for a node nobody will stop."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        public = free_port()
+        settings = chat_settings(
+            **{"server.port": public, "server.internal_port": taken.getsockname()[1]}
+        )
+        server = Server(settings)
+        with pytest.raises(OSError):
+            await server.start()
+    with pytest.raises(OSError):
+        _, writer = await asyncio.open_connection("127.0.0.1", public)
+        writer.close()

@@ -7,10 +7,12 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import get_args
 
 import pytest
 import structlog
 
+from hubbub.config import LogSettings
 from hubbub.observability.logging import configure_logging
 
 
@@ -179,3 +181,16 @@ def test_console_traceback_is_plain_and_hides_locals() -> None:
     assert "RuntimeError" in text
     assert "\x1b[" not in text
     assert "s3-cr3t" not in text
+
+
+def test_every_level_the_config_allows_can_be_used() -> None:
+    """The config schema's log levels are the ones serve can set (critical was refused)."""
+    allowed = get_args(LogSettings.model_fields["level"].annotation)  # the Literal's values
+    for level in allowed:
+        configure_logging(level, "json", stream=io.StringIO())
+    out = io.StringIO()
+    configure_logging("critical", "json", stream=out)
+    log = structlog.get_logger("hubbub.test")
+    log.error("e")
+    log.critical("c")
+    assert [x["event"] for x in json_lines(out)] == ["c"]

@@ -22,6 +22,7 @@ LEVELS: Final = {
     "info": logging.INFO,
     "warning": logging.WARNING,
     "error": logging.ERROR,
+    "critical": logging.CRITICAL,
 }
 FORMATS: Final = ("auto", "json", "console")
 
