@@ -204,7 +204,7 @@ class _Section(BaseModel):
 
 
 class ServerSettings(_Section):
-    """Where the server listens; the internal port serves the HTTP API and metrics."""
+    """Where the server listens; the internal port serves metrics and health checks."""
 
     host: str = "127.0.0.1"
     port: Port = 8000
