@@ -82,7 +82,8 @@ def run_chat(
     try:
         chat = Chat(url, name, codec)
     except (ValueError, KeyError) as exc:  # a bad URL scheme, an unknown codec
-        print(f"hubbub chat: {exc}", file=sys.stderr)
+        reason = exc.args[0] if exc.args else exc  # str(KeyError) would quote it
+        print(f"hubbub chat: {reason}", file=sys.stderr)
         return EXIT_USAGE
     try:
         return asyncio.run(chat.run(channel.strip(), connect_timeout))
