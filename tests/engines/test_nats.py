@@ -104,6 +104,15 @@ def test_bad_urls_are_value_errors(url: str, message: str) -> None:
         NatsOptions.from_url(url)
 
 
+async def test_an_unreachable_server_is_named_in_the_error() -> None:
+    """Nothing listens there: the EngineError says where it tried (no credentials)."""
+    port = free_port()
+    broker = NatsBroker.from_url(f"nats://user:secret@127.0.0.1:{port}?timeout=0.5")
+    with pytest.raises(EngineError, match=rf"NATS connect to 127\.0\.0\.1:{port} failed") as exc:
+        await broker.start(Recorder())
+    assert "secret" not in str(exc.value)
+
+
 def test_registry_builds_the_nats_broker() -> None:
     """nats:// in the registry gives a NatsBroker with the URL's options (not started)."""
     broker = create_broker("nats://127.0.0.1:4222?prefix=reg")

@@ -22,6 +22,7 @@ import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 import nats.errors
@@ -104,7 +105,8 @@ class Link:
         options = self.options
         nc = Client()
         try:
-            async with self.guard("connect"):
+            where = urlsplit(options.server)  # host and port only: no credentials
+            async with self.guard(f"connect to {where.hostname}:{where.port or 4222}"):
                 await nc.connect(
                     servers=[options.server],
                     name="hubbub",
