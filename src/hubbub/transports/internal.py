@@ -33,7 +33,10 @@ class InternalServer:
             host: address to bind; give one address when ``port`` is 0, since each
                 address of a name like ``localhost`` would get its own free port.
             port: TCP port; 0 picks a free one, readable from :attr:`port` after start.
-            ready: whether the node can take traffic now (engines connected, not draining).
+            ready: whether the node takes traffic now: started (its engines connected
+                at start) and not shutting down. A broker lost later does not make it
+                unready: clients then get temporary errors and recover once it is back,
+                and every node would go unready at once on the same broker.
             api: the HTTP server API, mounted under ``/api``.
         """
         self.host = host
