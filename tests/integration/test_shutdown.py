@@ -227,3 +227,29 @@ async def test_a_server_that_cannot_start_leaves_nothing_listening() -> None:
     with pytest.raises(OSError):
         _, writer = await asyncio.open_connection("127.0.0.1", public)
         writer.close()
+
+
+async def test_a_handshake_finishing_during_shutdown_is_refused() -> None:
+    """Accepted before the listener closed, its upgrade completes after: it gets 503,
+    not a session on a node that is shutting down (one nobody would tell to leave)."""
+    server = Server(chat_settings())
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.websocket.port)
+    try:
+        request = (
+            b"GET /connection/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        writer.write(request[:30])
+        await writer.drain()
+        await asyncio.sleep(0)
+        server.websocket.stop_accepting()
+        writer.write(request[30:])
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), WAIT)
+    finally:
+        writer.close()
+        await server.stop()
+    assert status.startswith(b"HTTP/1.1 503"), status
+    assert not server.node._open

@@ -209,10 +209,13 @@ class WebSocketServer:
         self.reuse_port = reuse_port
         self._ready = ready or (lambda: True)
         self._server: asyncio.Server | None = None
+        self._closing = False
 
     def _route(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener | None:
         path = urlsplit(request.path.decode("latin-1")).path
         if path == WEBSOCKET_PATH:
+            if self._closing:  # accepted before the listener closed, upgraded after
+                return _plain(503, b"shutting down\n")
             codec, subprotocol = choose_codec(self.node, request)
             if codec is None:
                 return _plain(400, b"unknown format\n")
@@ -251,6 +254,9 @@ class WebSocketServer:
             self.port = sockets[0].getsockname()[1]
 
     def stop_accepting(self) -> None:
+        """Close the listener; a handshake already under way is refused (503), so no
+        session starts on a node that is shutting down."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
 
