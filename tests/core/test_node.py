@@ -619,3 +619,36 @@ async def test_a_hanging_presence_refresh_does_not_hold_up_the_stale_sweep() -> 
         assert silent.conn.closes == [codes.STALE]
     finally:
         await node.shutdown(0)
+
+
+class _SlowRemove(MemoryPresenceStore):
+    """A presence store whose removes wait at a gate, as a remote store's round trip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = Gate()
+
+    async def remove(self, channel: str, client_id: str) -> None:
+        await self.gate.wait()
+        await super().remove(channel, client_id)
+
+
+async def test_shutdown_waits_for_the_channel_releases_before_closing_engines() -> None:
+    """Closing every client starts their channel releases (presence removal, leave);
+    shutdown waits for them, within its timeout, before it closes the engines: else a
+    slow store would keep the entries until their TTL."""
+    presence = _SlowRemove()
+    node = Node(chat_settings(), presence=presence)
+    await node.start()
+    client = await subscribed(node)
+    client_id = client.session.client_id
+    shutdown = asyncio.ensure_future(node.shutdown(5))
+    try:
+        await presence.gate.reached.wait()
+        client.session.connection_lost()  # the socket goes, as the transport would report
+        await asyncio.sleep(0.1)  # time for shutdown to pass its wait for open sockets
+        assert not shutdown.done()  # still waiting for the removal
+    finally:
+        presence.gate.opened.set()
+        await shutdown
+    assert client_id not in await presence.presence(ROOM)

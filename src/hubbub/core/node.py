@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 
@@ -81,6 +82,7 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._live: set[str] = set()  # channels the broker delivers to this node
         self._syncing: dict[str, asyncio.Task[None]] = {}  # per channel: see _sync_broker
+        self._releasing: set[asyncio.Task[None]] = set()  # see _in_background
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -111,6 +113,12 @@ class Node:
             await asyncio.sleep(0.01)
         if self._open:
             _log.warning("clients still connected at shutdown", count=len(self._open))
+        if self._releasing:  # presence removals and leaves: before the engines close
+            _, late = await asyncio.wait(
+                set(self._releasing), timeout=max(0.0, deadline - time.monotonic())
+            )
+            if late:
+                _log.warning("channel releases unfinished at shutdown", count=len(late))
         self._wheel.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -175,7 +183,14 @@ class Node:
         self.sessions.pop(session.client_id, None)
         self._wheel.discard(session)
         if session.subscriptions:
-            self.loop.create_task(self._release(session))
+            self._in_background(self._release(session))
+
+    def _in_background(self, release: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a channel release as a task that shutdown waits for (within its timeout)."""
+        task = self.loop.create_task(release)
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+        return task
 
     async def _release(self, session: Session) -> None:
         for channel in list(session.subscriptions):
@@ -253,7 +268,7 @@ class Node:
         if session.subscriptions.get(sub.channel) is sub:
             self._detach(session, sub.channel)
         # else detached meanwhile; whoever did it left the engine side to us
-        return self.loop.create_task(
+        return self._in_background(
             self._release_channel(session, sub, present=present, joined=joined)
         )
 
@@ -417,7 +432,7 @@ class Node:
         if sub.establishing:  # its command is awaiting engines: it answers and releases
             sub.ended_by = int(code)
             return
-        self.loop.create_task(self._release_channel(session, sub))
+        self._in_background(self._release_channel(session, sub))
 
     def disconnect(self, client_id: str, disconnect: Disconnect = codes.FORCE_DISCONNECT) -> bool:
         """Close one client's connection; False when it is not connected here."""
