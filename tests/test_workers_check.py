@@ -5,13 +5,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 
 import pytest
 from conftest import chat_settings
 
 import hubbub.server
+import hubbub.workers
 from hubbub.errors import ConfigError
-from hubbub.workers import _worker_main, check_workers
+from hubbub.workers import Supervisor, _worker_main, check_workers
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -88,3 +90,33 @@ def test_a_worker_starts_with_the_default_signal_handling(
 def test_zero_workers_is_refused() -> None:
     with pytest.raises(ConfigError, match="--workers"):
         check_workers(chat_settings(), 0)
+
+
+def _until_sigterm(settings: object, index: int, supervisor: int) -> None:
+    """A stand-in worker: serves nothing, leaves cleanly on SIGTERM, else after 30 s."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
+    time.sleep(30)
+    os._exit(3)
+
+
+def test_a_sigterm_while_a_worker_is_forked_still_reaches_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stop signal goes round the workers known so far; one being forked at that
+    moment is told too, so the supervisor ends promptly with 0, not by killing it
+    after shutdown_timeout + 5 s with 1."""
+    monkeypatch.setattr(hubbub.workers, "_worker_main", _until_sigterm)
+    supervisor = Supervisor(chat_settings(**shared(**{"server.shutdown_timeout": 1})), 1)
+    fork = supervisor._start
+
+    def signalled_while_forking(index: int) -> None:
+        supervisor._on_signal(signal.SIGTERM, None)  # before this worker is known
+        fork(index)
+
+    monkeypatch.setattr(supervisor, "_start", signalled_while_forking)
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        assert supervisor.run() == 0
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])

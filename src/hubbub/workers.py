@@ -172,6 +172,8 @@ class Supervisor:
                 if not self._stopping:
                     self._start(index)
             time.sleep(0.2)
+        # Once more: a worker forked while the first SIGTERM went round was not told.
+        self._on_signal(signal.SIGTERM, None)
         deadline = time.monotonic() + self.settings.server.shutdown_timeout + 5
         status = 1 if failed else 0
         for proc in self._procs.values():
@@ -180,6 +182,6 @@ class Supervisor:
                 proc.kill()
                 proc.join()
                 status = 1
-            elif proc.exitcode not in (0, None):
+            elif proc.exitcode not in (0, None, -signal.SIGTERM):  # ended before serving
                 status = 1
         return status
