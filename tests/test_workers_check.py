@@ -6,12 +6,12 @@ import multiprocessing
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 from conftest import chat_settings
 
 import hubbub.server
-import hubbub.workers
 from hubbub.errors import ConfigError
 from hubbub.workers import Supervisor, _worker_main, check_workers
 
@@ -92,8 +92,8 @@ def test_zero_workers_is_refused() -> None:
         check_workers(chat_settings(), 0)
 
 
-def _until_sigterm(settings: object, index: int, supervisor: int) -> None:
-    """A stand-in worker: serves nothing, leaves cleanly on SIGTERM, else after 30 s."""
+def _until_sigterm(settings: object, reuse_port: bool) -> None:
+    """A stand-in server: serves nothing, leaves cleanly on SIGTERM, else after 30 s."""
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
     time.sleep(30)
     os._exit(3)
@@ -102,15 +102,22 @@ def _until_sigterm(settings: object, index: int, supervisor: int) -> None:
 def test_a_sigterm_while_a_worker_is_forked_still_reaches_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The stop signal goes round the workers known so far; one being forked at that
-    moment is told too, so the supervisor ends promptly with 0, not by killing it
-    after shutdown_timeout + 5 s with 1."""
-    monkeypatch.setattr(hubbub.workers, "_worker_main", _until_sigterm)
+    """A stop signal that comes while a worker is being forked waits until that worker
+    is known, and the worker does not run the supervisor's handler it inherited: it is
+    told, and the supervisor ends promptly with 0, not by killing it after
+    shutdown_timeout + 5 s with 1."""
+    monkeypatch.setattr(hubbub.server, "run", _until_sigterm)
     supervisor = Supervisor(chat_settings(**shared(**{"server.shutdown_timeout": 1})), 1)
     fork = supervisor._start
 
     def signalled_while_forking(index: int) -> None:
-        supervisor._on_signal(signal.SIGTERM, None)  # before this worker is known
+        real_start = supervisor._context.Process.start
+
+        def start(proc: Any) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives during the fork
+            real_start(proc)
+
+        monkeypatch.setattr(supervisor._context.Process, "start", start)
         fork(index)
 
     monkeypatch.setattr(supervisor, "_start", signalled_while_forking)

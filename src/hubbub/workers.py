@@ -96,11 +96,16 @@ def _die_with_parent() -> None:
         pass
 
 
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def _worker_main(settings: Settings, index: int, supervisor: int) -> None:
-    # The supervisor's handlers came along with the fork: until the server installs its
-    # own, SIGTERM and SIGINT must simply end this process, not run the supervisor's.
+    # The supervisor's handlers came along with the fork, with the two signals blocked
+    # (see Supervisor._start): until the server installs its own handlers they must
+    # simply end this process, so the defaults go back before they are let through.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     _die_with_parent()
     if os.getppid() != supervisor:  # it died before the death signal was armed
         os._exit(1)
@@ -128,9 +133,16 @@ class Supervisor:
             args=(worker_settings(self.settings, index), index, os.getpid()),
             name=f"hubbub-worker-{index}",
         )
-        proc.start()
-        self._procs[index] = proc
-        self._started[index] = time.monotonic()
+        # Blocked across the fork: a stop signal arriving meanwhile waits until the new
+        # worker is known (so it is told too), and the child cannot run the handler it
+        # inherits before it has put the defaults back (_worker_main).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            proc.start()
+            self._procs[index] = proc
+            self._started[index] = time.monotonic()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _log.info("worker started", worker=index, pid=proc.pid)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -172,8 +184,6 @@ class Supervisor:
                 if not self._stopping:
                     self._start(index)
             time.sleep(0.2)
-        # Once more: a worker forked while the first SIGTERM went round was not told.
-        self._on_signal(signal.SIGTERM, None)
         deadline = time.monotonic() + self.settings.server.shutdown_timeout + 5
         status = 1 if failed else 0
         for proc in self._procs.values():
