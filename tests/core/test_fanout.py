@@ -173,18 +173,22 @@ async def test_binary_payload_closes_json_subscribers_with_3506(node: Node) -> N
     assert len(binary_conn.frames) == 1
 
 
-async def test_hub_add_and_remove_report_first_and_last(node: Node) -> None:
-    """add() is True for a channel's first local subscriber, remove() for its last."""
+async def test_hub_counts_subscribers_and_forgets_a_channel_left_empty(node: Node) -> None:
+    """The node decides the broker's subscription from these counts: the first add makes
+    the channel known, the last remove forgets it, a remove of nobody changes nothing."""
     hub = node.hub
     one = node.accept(RecordingConnection(), CountingCodec())
     two = node.accept(RecordingConnection(), CountingCodec())
-    assert hub.add(one, Subscription(ROOM)) is True
-    assert hub.add(two, Subscription(ROOM)) is False
+    hub.add(one, Subscription(ROOM))
+    assert (hub.subscribers(ROOM), hub.channels()) == (1, [ROOM])
+    hub.add(two, Subscription(ROOM))
     assert (hub.subscribers(ROOM), hub.channels()) == (2, [ROOM])
-    assert hub.remove(one, ROOM) is False
-    assert hub.remove(two, ROOM) is True
+    hub.remove(one, ROOM)
+    assert (hub.subscribers(ROOM), hub.channels()) == (1, [ROOM])
+    hub.remove(two, ROOM)
     assert (hub.subscribers(ROOM), hub.channels()) == (0, [])
-    assert hub.remove(two, ROOM) is False
+    hub.remove(two, ROOM)
+    assert (hub.subscribers(ROOM), hub.channels()) == (0, [])
 
 
 async def test_flusher_flushes_every_marked_session_once_at_the_end_of_the_turn(

@@ -71,25 +71,21 @@ class Hub:
         self._channels: dict[str, dict[Session, Subscription]] = {}
         self._metrics = metrics
 
-    def add(self, session: Session, sub: Subscription) -> bool:
-        """Add a subscriber; True when it is the channel's first on this node."""
+    def add(self, session: Session, sub: Subscription) -> None:
+        """Add a subscriber (the node keeps the broker in line with ``subscribers``)."""
         subscribers = self._channels.get(sub.channel)
-        first = subscribers is None
         if subscribers is None:
             subscribers = self._channels[sub.channel] = {}
         subscribers[session] = sub
-        return first
 
-    def remove(self, session: Session, channel: str) -> bool:
-        """Remove a subscriber; True when the channel has no local subscriber left."""
+    def remove(self, session: Session, channel: str) -> None:
+        """Remove a subscriber; a channel left without one is forgotten."""
         subscribers = self._channels.get(channel)
         if subscribers is None:
-            return False
+            return
         subscribers.pop(session, None)
-        if subscribers:
-            return False
-        del self._channels[channel]
-        return True
+        if not subscribers:
+            del self._channels[channel]
 
     def subscribers(self, channel: str) -> int:
         return len(self._channels.get(channel, ()))
