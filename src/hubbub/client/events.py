@@ -112,31 +112,24 @@ class SubscribedEvent:
         return self.was_recovering and not self.recovered
 
     @classmethod
-    def of(cls, channel: str, result: messages.SubscribeResult) -> SubscribedEvent:
-        """The event of a subscribe result (a reply, or a connect result's ``subs``)."""
+    def of(
+        cls, channel: str, result: messages.SubscribeResult | messages.Subscribe
+    ) -> SubscribedEvent:
+        """The event of a subscribe result (a reply, or a connect result's ``subs``), or
+        of a server's Subscribe push: a new subscription, nothing recovered."""
+        if isinstance(result, messages.SubscribeResult):
+            recovering, recovered = result.was_recovering, result.recovered
+        else:
+            recovering = recovered = False
         return cls(
             channel=channel,
             recoverable=result.recoverable,
             positioned=result.positioned,
-            was_recovering=result.was_recovering,
-            recovered=result.recovered,
+            was_recovering=recovering,
+            recovered=recovered,
             offset=result.offset,
             epoch=result.epoch,
             data=bytes(result.data),
-        )
-
-    @classmethod
-    def pushed(cls, channel: str, push: messages.Subscribe) -> SubscribedEvent:
-        """The event of a server's subscribe push: a new subscription, nothing recovered."""
-        return cls(
-            channel=channel,
-            recoverable=push.recoverable,
-            positioned=push.positioned,
-            was_recovering=False,
-            recovered=False,
-            offset=push.offset,
-            epoch=push.epoch,
-            data=bytes(push.data),
         )
 
 

@@ -109,7 +109,7 @@ class ServerSubscriptions:
             self._held[channel] = _Held(
                 added.recoverable, added.positioned, added.offset, added.epoch
             )
-            self.on_subscribed.emit(SubscribedEvent.pushed(channel, added))
+            self.on_subscribed.emit(SubscribedEvent.of(channel, added))
             return
         held = self._held.get(channel)
         if held is None:
