@@ -4,12 +4,12 @@ Every message of a channel's history subject is a ``Record`` carrying the stream
 (state.py), so the subject's last message, the *tail*, is the stream's metadata. An
 append writes tail.offset + 1 with JetStream's ``Nats-Expected-Last-Subject-Sequence``
 set to the tail's sequence: if another node appended first, JetStream refuses, we re-read
-the tail and retry. No counter can run
-ahead of the data, and when the data is gone (stream deleted, server state lost, the
-stream's ``max_age`` = meta_ttl passed) the epoch goes with it and a new one is drawn.
-``remove`` and ``page`` on an unknown channel append a data-less marker, so the tail
-keeps the position. Expiry after ``ttl`` is read from the tail; the subject's older
-messages are purged when the next publication starts a new window.
+the tail and retry. No counter can run ahead of the data, and when the data is gone
+(stream deleted, server state lost, the stream's ``max_age`` = meta_ttl passed) the epoch
+goes with it and a new one is drawn. ``remove`` and ``page`` on an unknown channel append
+a data-less marker, so the tail keeps the position. Expiry after ``ttl`` is read from the
+tail; the subject's older messages are purged when the next publication starts a new
+window.
 
 This node remembers the tails it read or wrote, so its next append to a channel needs
 no read. A stream deleted and made again by another node restarts its sequences, so a
