@@ -59,8 +59,61 @@ def test_centrifuge_handshake_pushes_and_pings(codec_name: str) -> None:
     frame = codec.join([push, push, codec.encode(PING)])
     assert wire.receive(frame, now_ns=3_000_000) == 2
     assert counters.delivered == 2
-    assert list(counters.latencies) == [2000, 2000]
+    assert counters.take_latencies().tolist() == [2000, 2000]
     assert codec.decode(sent[-1], Command) == [Command()]  # the pong
+
+
+def _ready_json_wire(sent: list[bytes]) -> tuple[CentrifugeWire, Counters]:
+    codec = default_registry().get("json")
+    counters = Counters()
+    wire = CentrifugeWire(codec, counters, "bench:x", sent.append)
+    wire.ready = True
+    return wire, counters
+
+
+def _push_line(stamp_ns: int) -> bytes:
+    codec = default_registry().get("json")
+    data = payload.make(1, 64, stamp_ns=stamp_ns)
+    return codec.encode(
+        Reply(push=Push(channel="bench:x", pub=Publication(data=msgspec.Raw(data))))
+    )
+
+
+@pytest.mark.parametrize("extra", [b"{}", b'{"id":12,"publish":{}}', b'{"push":{"channel":"x"}}'])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_json_frames_with_an_unstamped_line_are_scanned_in_full(extra: bytes, where: str) -> None:
+    """Frames of stamped publications only skip the ping and error scan; any other line,
+    wherever it is in the frame, brings the scan back (a ping there is answered)."""
+    sent: list[bytes] = []
+    wire, counters = _ready_json_wire(sent)
+    lines = [_push_line(1_000), _push_line(2_000)]
+    lines.insert({"first": 0, "middle": 1, "last": 2}[where], extra)
+    assert wire.receive(b"\n".join(lines), now_ns=5_000) == 2
+    assert sent == ([default_registry().get("json").encode(Command())] if extra == b"{}" else [])
+
+    assert counters.delivered == 2
+
+
+def test_an_error_reply_among_publications_is_counted() -> None:
+    sent: list[bytes] = []
+    wire, counters = _ready_json_wire(sent)
+    error = b'{"id":11,"error":{"code":109,"message":"token expired"}}'
+    wire.receive(b"\n".join([_push_line(1_000), error, _push_line(2_000)]), now_ns=3_000)
+    assert counters.errors == {"error 109 token expired": 1}
+    assert counters.delivered == 2
+
+
+def test_latencies_are_computed_per_frame_at_collection() -> None:
+    """Each stamp is taken from its own frame's arrival time; recording off keeps none;
+    a take empties what was recorded."""
+    wire, counters = _ready_json_wire([])
+    wire.receive(_push_line(1_000_000), now_ns=9_000_000)  # not recording
+    counters.recording = True
+    wire.receive(b"\n".join([_push_line(1_000_000), _push_line(3_000_000)]), now_ns=4_000_000)
+    wire.receive(_push_line(5_000_000), now_ns=12_000_000)
+    assert counters.delivered == 4
+    assert counters.take_latencies().tolist() == [3000, 1000, 7000]
+    assert counters.take_latencies().tolist() == []
 
 
 def test_centrifuge_errors_are_counted() -> None:

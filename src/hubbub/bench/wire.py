@@ -28,6 +28,8 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from hubbub.codecs.base import Codec
 from hubbub.errors import ProtocolError
@@ -52,21 +54,48 @@ FIRST_COMMAND_ID = 10
 
 
 class Counters:
-    """What every connection of one worker adds to: deliveries, latencies, errors."""
+    """What every connection of one worker adds to: deliveries, latencies, errors.
 
-    __slots__ = ("acks", "delivered", "errors", "latencies", "recording", "sent")
+    While recording, a frame's stamps are kept as they came (their digits joined, one
+    bytes object per frame, with the frame's arrival time and stamp count) and turned
+    into latencies only when the step is collected: parsing each stamp with ``int`` as
+    it arrived was about a sixth of the generator's core at 880k deliveries/s.
+    """
+
+    __slots__ = ("arrivals", "delivered", "digits", "errors", "recording", "sent", "stamped")
 
     def __init__(self) -> None:
         self.delivered = 0
         self.sent = 0
-        self.acks = 0
         self.errors: Counter[str] = Counter()
-        self.latencies: array[int] = array("q")
         self.recording = False
+        self.digits: list[bytes] = []
+        """Per recorded frame: its stamps' decimal digits, comma-separated."""
+        self.arrivals: array[int] = array("q")
+        """Per recorded frame: when it arrived (``CLOCK_MONOTONIC`` ns)."""
+        self.stamped: array[int] = array("q")
+        """Per recorded frame: how many stamps it held."""
 
-    def take_latencies(self) -> array[int]:
-        taken, self.latencies = self.latencies, array("q")
-        return taken
+    def record(self, found: list[bytes], now_ns: int) -> None:
+        """Keep the stamps of one frame that arrived at ``now_ns``."""
+        self.digits.append(b",".join(found))
+        self.arrivals.append(now_ns)
+        self.stamped.append(len(found))
+
+    def take_latencies(self) -> npt.NDArray[np.int64]:
+        """Microseconds from send to arrival of every stamp recorded since the last take."""
+        digits, arrivals, stamped = self.digits, self.arrivals, self.stamped
+        self.clear_latencies()
+        if not digits:
+            return np.empty(0, dtype=np.int64)
+        sent = np.fromstring(b",".join(digits), dtype=np.int64, sep=",")
+        received = np.repeat(np.frombuffer(arrivals, dtype=np.int64), stamped)
+        if sent.size != received.size:
+            raise ValueError(f"{sent.size} stamps parsed, {received.size} recorded")
+        return (received - sent) // 1000
+
+    def clear_latencies(self) -> None:
+        self.digits, self.arrivals, self.stamped = [], array("q"), array("q")
 
 
 class ClientWire:
@@ -98,14 +127,14 @@ class ClientWire:
     def echo(self, payloads: list[bytes]) -> None:
         raise NotImplementedError
 
-    def _count(self, frame: bytes, now_ns: int) -> int:
-        found = STAMP.findall(frame)
+    def _count(self, found: list[bytes], now_ns: int) -> int:
+        """Count the stamps ``found`` in a frame that arrived at ``now_ns``."""
         if not found:
             return 0
         counters = self.counters
         counters.delivered += len(found)
         if counters.recording:
-            counters.latencies.extend([(now_ns - int(s)) // 1000 for s in found])
+            counters.record(found, now_ns)
         return len(found)
 
     def _fail(self, reason: str) -> None:
@@ -161,11 +190,15 @@ class CentrifugeWire(ClientWire):
     def receive(self, frame: bytes, now_ns: int) -> int:
         if not self.ready:
             return self._handshake(frame, now_ns)
+        found = STAMP.findall(frame)
         if self.binary:
             self._scan_protobuf(frame)
-        else:
+        elif frame.count(b"\n") >= len(found):
+            # A line without a stamp (a reply, a ping, a push of something else) needs the
+            # full scan. A frame of stamped publications only, one per line, the bulk of
+            # any fan-out, does not: that scan was a fifth of the generator's core.
             self._scan_json(frame)
-        return self._count(frame, now_ns)
+        return self._count(found, now_ns)
 
     def _handshake(self, frame: bytes, now_ns: int) -> int:
         try:
@@ -183,7 +216,7 @@ class CentrifugeWire(ClientWire):
                 self.ready = True
             elif reply.id == 0 and reply.push is None:
                 self.send(self._pong)
-        return self._count(frame, now_ns)
+        return self._count(STAMP.findall(frame), now_ns)
 
     def _scan_json(self, frame: bytes) -> None:
         # Pings are lines that are exactly "{}" (PROTOCOL.md §1.2). ``find`` rather than
@@ -195,7 +228,6 @@ class CentrifugeWire(ClientWire):
                     break
         if frame.find(b'"error":') >= 0:
             self._errors(frame)
-        self.counters.acks += frame.count(b'{"id":')
 
     def _scan_protobuf(self, frame: bytes) -> None:
         pos, end = 0, len(frame)
@@ -207,7 +239,6 @@ class CentrifugeWire(ClientWire):
                 continue
             # Reply.id is field 1 (tag 0x08), Reply.error field 2 (tag 0x12).
             if frame[pos] == 0x08:
-                self.counters.acks += 1
                 _, after = decode_uvarint(frame, pos + 1)
                 if after < pos + size and frame[after] == 0x12:
                     self._errors(frame[pos - _varint_len(size) : pos + size])
@@ -308,7 +339,7 @@ class PlainWire(ClientWire):
             if frame.startswith(b"ERR"):
                 self._fail(frame.decode(errors="replace"))
                 return 0
-        return self._count(frame, now_ns)
+        return self._count(STAMP.findall(frame), now_ns)
 
     def publish(self, channel: str, payloads: list[bytes]) -> None:
         head = b"P" + channel.encode() + b"\n"
@@ -340,7 +371,7 @@ class SocketIOWire(ClientWire):
             return self._handshake(frame)
         if frame.startswith(b"44"):
             self._fail(f"connect error {frame[2:80].decode(errors='replace')}")
-        return self._count(frame, now_ns)
+        return self._count(STAMP.findall(frame), now_ns)
 
     def _handshake(self, frame: bytes) -> int:
         if frame.startswith(b"0{"):  # Engine.IO open

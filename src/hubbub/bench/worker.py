@@ -269,7 +269,7 @@ class Worker:
 
     async def _window(self, rate: float, seconds: float, record: bool) -> None:
         counters = self.counters
-        counters.take_latencies()
+        counters.clear_latencies()
         counters.recording = record
         delivered0, sent0, lost0 = counters.delivered, counters.sent, self.lost
         cpu0 = time.process_time()
