@@ -7,6 +7,8 @@ The server runs pinned to CPU 0 and the load generator to CPU 1 (as in compare.p
 After ``--delay`` seconds of load, ``py-spy record`` samples the server for
 ``--seconds`` and writes ``<out>/<name>.svg`` (flame graph) and ``<out>/<name>.txt``:
 the functions with the most samples on CPU, by own time and by inclusive time.
+``--sample generator`` samples the busiest process of the load generator instead (the
+worker that reads the subscribers' frames, in fan-out): what the instrument spends.
 py-spy must be installed (``pip install py-spy``) and may need root or ptrace rights.
 """
 
@@ -70,6 +72,20 @@ def aggregate(raw: str, top: int = 25) -> str:
     return "\n".join(lines) + "\n"
 
 
+def busiest_child(pid: int) -> int:
+    """The child process of ``pid`` that has used the most CPU so far."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    if not children:
+        raise SystemExit(f"the bench process {pid} has no worker processes")
+
+    def cpu_ticks(child: str) -> int:
+        # utime and stime, fields 14 and 15 of /proc/<pid>/stat (after the command name)
+        fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])
+
+    return int(max(children, key=cpu_ticks))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("scenario", choices=["connect", "fanout", "rooms", "echo"])
@@ -79,6 +95,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--name")
+    parser.add_argument(
+        "--sample",
+        choices=["server", "generator"],
+        default="server",
+        help="the process to profile: the server, or the busiest load generator worker",
+    )
     parser.add_argument(
         "--native",
         action=argparse.BooleanOptionalAction,
@@ -110,9 +132,10 @@ def main() -> None:
         ]  # fmt: skip
         bench = subprocess.Popen(bench_cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
         time.sleep(ns.delay)
+        sampled = server.pid if ns.sample == "server" else busiest_child(bench.pid)
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "raw.txt"
-            common = ["--pid", str(server.pid), "--duration", str(int(ns.seconds))]
+            common = ["--pid", str(sampled), "--duration", str(int(ns.seconds))]
             # Native stacks need the process paused per sample (no --nonblocking).
             common += ["--native"] if ns.native else ["--nonblocking"]
             subprocess.run(
@@ -122,12 +145,13 @@ def main() -> None:
             )  # fmt: skip
             summary = aggregate(raw.read_text())
         subprocess.run(
-            [spy, "record", "--pid", str(server.pid), "--duration", "4", "--rate", str(ns.rate),
+            [spy, "record", "--pid", str(sampled), "--duration", "4", "--rate", str(ns.rate),
              "--output", str(ns.out / f"{name}.svg"), "--nonblocking"],
             check=False, stdout=subprocess.DEVNULL,
         )  # fmt: skip
+        what = "`hubbub serve`" if ns.sample == "server" else "the busiest bench worker"
         header = (
-            f"py-spy record of `hubbub serve` ({ns.config}{', echo RPC' if ns.rpc else ''}, "
+            f"py-spy record of {what} ({ns.config}{', echo RPC' if ns.rpc else ''}, "
             f"git {git_revision() or 'unknown'}) "
             f"for {ns.seconds:g} s under:\n  python -m hubbub.bench {ns.scenario} "
             + " ".join(bench_args)

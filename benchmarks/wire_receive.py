@@ -1,0 +1,51 @@
+"""The load generator's own Python cost per received frame (no sockets).
+
+`hubbub bench fanout` reads every delivery on one core, so what the wire spends per frame
+bounds the fan-out it can measure. This times ``CentrifugeWire.receive`` (JSON, recording
+latencies) on frames of 1, 2, 4 and 8 publications shaped as hubbub sends them:
+
+    .venv/bin/python benchmarks/wire_receive.py [--number N]
+
+Compare code versions by running it with ``PYTHONPATH`` pointing at another checkout's
+``src``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import timeit
+
+from hubbub.bench.payload import make
+from hubbub.bench.wire import CentrifugeWire, Counters
+from hubbub.codecs.json import JsonCodec
+
+
+def frame_of(publications: int, size: int) -> bytes:
+    """``publications`` pushes on one channel, one per line, as a coalesced frame."""
+    push = b'{"push":{"channel":"bench:fanout","pub":{"data":%s,"offset":%d}}}'
+    return b"\n".join(push % (make(n, size), n + 1) for n in range(publications))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--number", type=int, default=200_000, help="frames per size")
+    parser.add_argument("--payload-size", type=int, default=64)
+    args = parser.parse_args()
+    counters = Counters()
+    counters.recording = True
+    wire = CentrifugeWire(JsonCodec(), counters, "bench:fanout", lambda frame: None)
+    wire.ready = True
+    print("publications/frame  ns/frame  ns/delivery")
+    for publications in (1, 2, 4, 8):
+        frame = frame_of(publications, args.payload_size)
+        seconds = timeit.timeit(
+            lambda frame=frame: wire.receive(frame, time.monotonic_ns()), number=args.number
+        )
+        counters.take_latencies()  # the collection's cost is paid once per step, after it
+        per_frame = seconds / args.number * 1e9
+        print(f"{publications:18d}  {per_frame:8.0f}  {per_frame / publications:11.0f}")
+
+
+if __name__ == "__main__":
+    main()
