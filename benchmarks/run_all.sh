@@ -33,6 +33,11 @@ $PY benchmarks/pyspy_profile.py fanout --name fanout-1000subs-400pubs --seconds 
     --subscribers 1000 --rate 400 --step-factor 1 --duration 16 --warmup 0
 $PY benchmarks/pyspy_profile.py echo --rpc --name echo-rpc-100conns-pipeline16 --seconds 10 -- \
     --connections 100 --mode rpc --pipeline 16 --duration 16 --warmup 0
+# The load generator's own cost: its busiest worker under fan-out, and its wire alone.
+$PY benchmarks/pyspy_profile.py fanout --sample generator --name generator-fanout-880pubs-$(git rev-parse --short HEAD) \
+    --delay 6 --seconds 6 -- --subscribers 1000 --payload-size 64 --rate 880 --step-factor 1 \
+    --max-steps 1 --duration 14 --no-half-rate
+$PY benchmarks/wire_receive.py
 $PY benchmarks/pyspy_profile.py connect --name connect-15k --delay 1 --seconds 6 -- \
     --connections 15000 --concurrency 300 --hold 2
 

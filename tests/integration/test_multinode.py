@@ -115,3 +115,29 @@ async def test_every_node_agrees_on_presence_and_history(
     assert histories == [[0, 1, 2, 3, 4]] * 3
     for client in clients:
         await client.close()
+
+
+@pytest.mark.parametrize("channel", ["chat:batch", "plain"])
+async def test_publishes_sent_in_one_frame_arrive_in_order_on_every_node(
+    broker_url: str, start_server: ServerFactory, channel: str
+) -> None:
+    """A client's publishes sent together may be in flight together (both brokers say
+    they keep them in order): each gets its reply, and subscribers on this node and on
+    another get them all, once and in order. ``chat:`` keeps history, ``plain`` not."""
+    plain = {"channels.default.allow_subscribe": True, "channels.default.allow_publish": True}
+    nodes = [await start_server(**{"engine.broker": broker_url}, **plain) for _ in range(2)]
+    publisher = await open_client(ws_url(nodes[0]))
+    subscribers = [await open_client(ws_url(node)) for node in nodes]
+    for subscriber in subscribers:
+        await subscriber.subscribe(channel)
+    replies = await publisher.batch(
+        *(("publish", {"channel": channel, "data": {"seq": n}}) for n in range(60))
+    )
+    assert all("publish" in reply for reply in replies), replies
+    if channel == "chat:batch":
+        assert [r["publish"].get("offset") for r in replies] == list(range(1, 61))
+    for subscriber in subscribers:
+        received = await subscriber.pubs(60, timeout=400 * UNIT)
+        assert [p["data"]["seq"] for p in received] == list(range(60))
+    for client in (publisher, *subscribers):
+        await client.close()

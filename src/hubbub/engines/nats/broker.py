@@ -97,9 +97,13 @@ class _Subscription:
 class NatsBroker:
     """Broker over NATS: core subjects fan out, JetStream streams keep history."""
 
-    # History offsets are claimed by expected-last-sequence and retried on a race:
-    # two publishes of one session in flight could swap places.
-    pipelines_publishes = False
+    # Publishes started together are applied in the order they started, so a session may
+    # keep several in flight: a live send is written to the one connection at once (and
+    # the sends of a loop turn share one PING, ``Link.confirm``), and appends to one
+    # channel's history take ``HistoryStreams.hold``, a FIFO lock entered before the first
+    # wait. Awaited one by one, each publish would cost a PING round trip and a loop
+    # turn, so under fan-out load every publication went out alone, never coalesced.
+    pipelines_publishes = True
 
     def __init__(self, options: NatsOptions) -> None:
         self.options = options
