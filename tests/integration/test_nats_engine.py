@@ -162,6 +162,44 @@ async def test_sends_of_one_loop_turn_share_one_ping(url: str, brokers: Any) -> 
     assert flushes == 2
 
 
+@pytest.mark.parametrize("eager", [False, True])
+async def test_a_send_after_the_ping_went_out_waits_for_the_next(
+    url: str, brokers: Any, eager: bool
+) -> None:
+    """A PING confirms the sends made before it was written, not a later one: a publish
+    made while it is out gets a PING of its own. Also under an eager task factory, which
+    runs the PING's task inside ``create_task``, before the link can keep it."""
+    if eager and not hasattr(asyncio, "eager_task_factory"):
+        pytest.skip("asyncio.eager_task_factory needs Python 3.12+")
+    broker, _ = await brokers(url)
+    nc = broker._link.nc
+    flushes, gate, flush = 0, asyncio.Event(), nc.flush
+
+    async def held(timeout: int = 10) -> None:
+        nonlocal flushes
+        flushes += 1
+        await gate.wait()  # the PING is out, its PONG not yet read
+        await flush(timeout)
+
+    nc.flush = held  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    if eager:
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        first = asyncio.ensure_future(broker.publish(CHANNEL, pub(1), None))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert flushes == 1
+        second = asyncio.ensure_future(broker.publish(CHANNEL, pub(2), None))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert flushes == 2
+        gate.set()
+        await asyncio.gather(first, second)
+    finally:
+        loop.set_task_factory(None)
+
+
 async def test_reconnect_resubscribes_every_channel(
     url: str, proxy: FaultProxy, brokers: Any
 ) -> None:

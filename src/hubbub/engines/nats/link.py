@@ -157,6 +157,10 @@ class Link:
         await asyncio.shield(probe)
 
     async def _probe(self, nc: Client, generation: int) -> None:
+        if self._next_probe is None:
+            # Started eagerly (an eager task factory runs it inside ``create_task``, before
+            # ``confirm`` keeps it): the sends of this loop turn go first, as they would.
+            await asyncio.sleep(0)
         if self._next_probe is asyncio.current_task():
             self._next_probe = None  # its PING goes out now: a later send needs the next
         if not nc.is_connected:
