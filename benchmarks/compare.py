@@ -138,7 +138,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "targets": "hubbub,picows,node-ws,socketio",
         "args": [
             "--rooms", "100", "--members", "10", "--rate", "1", "--step-factor", "1.5",
-            "--max-steps", "8", "--duration", "4",
+            "--max-steps", "11", "--duration", "4",
         ],
         "metric": "max_deliveries_per_s",
         "higher": True,
