@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from hubbub.bench import payload
+from hubbub.bench import wire as wire_module
 from hubbub.bench.wire import CentrifugeWire, Counters, PlainWire, SocketIOWire
 from hubbub.codecs.registry import default_registry
 from hubbub.protocol.messages import (
@@ -192,3 +193,22 @@ def test_json_commands_from_the_template_equal_the_codecs_bytes() -> None:
     ]
     called = Command(id=12, rpc=RPCRequest(method="echo", data=msgspec.Raw(bodies[2])))
     assert sent == [codec.join([codec.encode(c) for c in published]), codec.encode(called)]
+
+
+def test_latencies_folded_on_the_way_come_back_whole_and_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kept stamps are folded every few (memory stays bounded): what a take returns is the
+    same as with no fold, every stamp once, in arrival order."""
+    monkeypatch.setattr(wire_module, "FOLD_STAMPS", 3)
+    wire, counters = _ready_json_wire([])
+    counters.recording = True
+    expected = []
+    for n in range(7):
+        arrival = 10_000_000 + n * 1_000_000
+        sends = [1_000_000 * n, 1_000_000 * n + 500_000]
+        wire.receive(b"\n".join(_push_line(t) for t in sends), now_ns=arrival)
+        expected += [(arrival - t) // 1000 for t in sends]
+    assert len(counters.folded) == 3  # at frames 2, 4 and 6; frame 7 is still kept
+    assert counters.take_latencies().tolist() == expected
+    assert counters.folded == [] and counters.kept == 0
