@@ -50,6 +50,8 @@ BAD = [
     (["fanout", "-n", "3", "--max-pace-late-ms", "0"], "--max-pace-late-ms"),
     (["fanout", "-n", "3", "--payload-size", "-1"], "--payload-size"),
     (["fanout", "-n", "3", "--server-pid", "-5"], "--server-pid"),
+    (["fanout", "-n", "3", "--publisher-cpus", "x"], "--publisher-cpus"),
+    (["fanout", "-n", "3", "--publisher-cpus", "4096"], "--publisher-cpus"),
     (["rooms", "--members", "0"], "--members"),
     (["rooms", "--rooms", "0"], "--rooms"),
     (["rooms", "--rate", "0"], "--rate"),
@@ -161,3 +163,25 @@ def test_a_server_pid_that_is_gone_gives_no_rss_per_connection(tmp_path: Path) -
     written = json.loads(out.read_text())
     assert any(f"server process {gone.pid} gone" in note for note in written["notes"])
     assert written["connect"]["rss_per_connection_bytes"] == 0.0
+
+
+def test_only_a_worker_that_only_publishes_moves_to_the_publisher_cpus() -> None:
+    """``--publisher-cpus``: the publish-only worker moves; a subscribers' worker, or any
+    worker when none are given, stays where it was started."""
+    from hubbub.bench.plan import Conn
+    from hubbub.bench.worker import place
+
+    before = os.sched_getaffinity(0)
+    target = min(before)
+    cfg = RunConfig(scenario="fanout", url=URL, publisher_cpus=(target,))
+    publisher = [Conn(3, "pub", publish_to="bench:x")]
+    subscribers = [Conn(0, "sub", channel="bench:x"), Conn(1, "sub", channel="bench:x")]
+    try:
+        place(cfg, subscribers)
+        assert os.sched_getaffinity(0) == before
+        place(RunConfig(scenario="fanout", url=URL), publisher)
+        assert os.sched_getaffinity(0) == before
+        place(cfg, publisher)
+        assert os.sched_getaffinity(0) == {target}
+    finally:
+        os.sched_setaffinity(0, before)

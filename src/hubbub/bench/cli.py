@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 from urllib.parse import urlsplit
@@ -123,6 +124,32 @@ MaxRate = Annotated[
 ]
 HalfRate = Annotated[bool, typer.Option(help="Re-measure latency at half the max rate")]
 AllowRemote = Annotated[bool, typer.Option(help="Allow a server outside 127.0.0.0/8")]
+
+
+def _cpu_list(value: str) -> str:
+    """Comma-separated CPU numbers of this machine, or "" for none."""
+    if not value:
+        return value
+    count = os.cpu_count() or 1
+    try:
+        cpus = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a comma-separated list of CPUs") from None
+    wrong = [c for c in cpus if not 0 <= c < count]
+    if wrong:
+        raise typer.BadParameter(f"no CPU {wrong[0]} here (CPUs 0-{count - 1})")
+    return value
+
+
+PublisherCpus = Annotated[
+    str,
+    typer.Option(
+        callback=_cpu_list,
+        help="CPUs (e.g. 0) for the publishing worker and this coordinating process, so the "
+        "subscribers' worker has its core alone: else its latency readings include "
+        "waiting for them (default: stay where started)",
+    ),
+]
 
 _DEFAULT_URL = "ws://127.0.0.1:8000"
 
@@ -282,6 +309,7 @@ def fanout(
     plot_out: PlotOut = None,
     deadline: Deadline = 600.0,
     allow_remote: AllowRemote = False,
+    publisher_cpus: PublisherCpus = "",
 ) -> None:
     """N subscribers on one channel; step the publish rate up until deliveries fall behind."""
     urls = [_url(u, protocol, allow_remote) for u in (url or [_DEFAULT_URL])]
@@ -305,6 +333,7 @@ def fanout(
         concurrency=concurrency,
         server_pid=pids[0],
         deadline=deadline,
+        publisher_cpus=tuple(int(c) for c in publisher_cpus.split(",") if c),
     )
     policy = _policy(
         rate, step_factor, max_rate, max_steps, p99_bound_ms, min_keep_up, max_pace_late_ms

@@ -89,6 +89,11 @@ class RunConfig:
     """More server processes whose CPU time counts as the server's (other nodes)."""
     deadline: float = 600.0
     """Seconds after which the run stops whatever it is doing."""
+    publisher_cpus: tuple[int, ...] = ()
+    """fanout: CPUs for the publishing worker and the coordinating parent (() : where
+    started). On a machine where the whole generator shares one core, the subscribers'
+    worker would otherwise wait behind them for the CPU, and its readings count that
+    wait as latency."""
     extra: dict[str, float | str] = field(default_factory=dict)
 
     @property

@@ -34,6 +34,8 @@ class Machine(msgspec.Struct, kw_only=True):
     server_cpus: str = ""
     """CPU list the server was pinned to (taskset), "" when not known."""
     generator_cpus: str = ""
+    publisher_cpus: str = ""
+    """Where the publishing worker and the parent ran when moved (``--publisher-cpus``)."""
 
 
 class ConnectStats(msgspec.Struct, kw_only=True):

@@ -233,6 +233,9 @@ class Runner:
             versions=system.versions(),
         )
         fleet = Fleet.start(cfg, self.shares)
+        if cfg.publisher_cpus:  # the workers are started: only this process moves now
+            os.sched_setaffinity(0, cfg.publisher_cpus)
+            result.machine.publisher_cpus = ",".join(map(str, cfg.publisher_cpus))
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),

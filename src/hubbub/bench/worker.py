@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import math
+import os
 import signal
 import socket
 import time
@@ -371,10 +372,17 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text[:120]}" if text else name
 
 
+def place(cfg: RunConfig, conns: list[Conn]) -> None:
+    """A worker that only publishes moves to ``cfg.publisher_cpus`` when given."""
+    if cfg.publisher_cpus and conns and all(c.role == "pub" for c in conns):
+        os.sched_setaffinity(0, cfg.publisher_cpus)
+
+
 def run_worker(index: int, cfg: RunConfig, conns: list[Conn], pipe: Connection) -> None:
     """Process entry point: raise the fd limit, then serve orders on uvloop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through the pipe
     fd_limit()
+    place(cfg, conns)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
