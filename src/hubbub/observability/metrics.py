@@ -35,8 +35,11 @@ COMMAND_METHODS: Final = (*REQUEST_FIELDS, "pong")
 # Anything else is folded into one label value, so a caller cannot grow the label set.
 UNKNOWN_METHOD: Final = "unknown"
 
-# A local delivery takes tens of microseconds; one through a broker under load can
-# take most of a second. Roughly 1-2.5-5 steps across that range.
+# The broker hop: from a publication's timestamp (``Publication.time``, whole
+# milliseconds, taken when a node accepted it) to its hand-off to this node's
+# subscribers. Through a broker under load it can take most of a second; locally it is
+# below the timestamp's resolution, so the sub-millisecond buckets show the
+# truncation (0-1 ms), not the work. Roughly 1-2.5-5 steps across that range.
 DELIVERY_BUCKETS: Final = (
     0.00005,
     0.0001,
@@ -112,7 +115,8 @@ class Metrics:
         self.publications += 1
 
     def delivered(self, seconds: float) -> None:
-        """Record how long one publication took from acceptance to a subscriber's buffer."""
+        """Record how long one publication took from its timestamp to this node's
+        fan-out (the broker hop; see ``DELIVERY_BUCKETS``)."""
         self.delivery_buckets[bisect_left(DELIVERY_BUCKETS, seconds)] += 1
         self.delivery_sum += seconds
 
@@ -169,7 +173,8 @@ class _Collector(Collector):
             buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
         yield HistogramMetricFamily(
             f"{NAMESPACE}_publish_to_deliver_seconds",
-            "Time from accepting a publication to writing it to a subscriber.",
+            "Time from a publication's timestamp (ms resolution) to its hand-off to this "
+            "node's subscribers, through the broker; queueing and writes not included.",
             buckets=buckets,
             sum_value=m.delivery_sum,
         )
