@@ -26,6 +26,7 @@ from hubbub.core.session import Connection, Session, Subscription
 from hubbub.engines.base import Broker, PresenceStore
 from hubbub.engines.registry import create_broker, create_presence
 from hubbub.errors import EngineError, ReplyError
+from hubbub.observability.looplag import watch_loop_lag
 from hubbub.observability.metrics import Metrics
 from hubbub.protocol import codes
 from hubbub.protocol.codes import UNSUBSCRIBE_REASONS, Disconnect, ErrorCode, UnsubscribeCode
@@ -78,6 +79,7 @@ class Node:
             self.settings.client.ping_interval, Session.ping
         )
         self._housekeeping: asyncio.Task[None] | None = None
+        self._loop_lag: asyncio.Task[None] | None = None
         self._started = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._live: set[str] = set()  # channels the broker delivers to this node
@@ -99,7 +101,9 @@ class Node:
             return
         await self.broker.start(self.hub)
         self._wheel.start()
-        self._housekeeping = asyncio.get_running_loop().create_task(self._keep_house())
+        loop = asyncio.get_running_loop()
+        self._housekeeping = loop.create_task(self._keep_house())
+        self._loop_lag = loop.create_task(watch_loop_lag(self.metrics))
         self._started = True
 
     async def shutdown(self, timeout: float | None = None) -> None:
@@ -122,6 +126,8 @@ class Node:
         self._wheel.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        if self._loop_lag is not None:
+            self._loop_lag.cancel()
         await self.broker.close()
         await self.presence.close()
         self._started = False

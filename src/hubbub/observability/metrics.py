@@ -57,6 +57,47 @@ DELIVERY_BUCKETS: Final = (
     1.0,
 )
 
+# How late a timer of the event loop fires: the time the loop was busy with other work
+# (a long callback, a big write round, the collector) before it could run.
+LOOP_LAG_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class Buckets:
+    """A histogram kept as plain counts: an observation is a bisect and two adds."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def family(self, name: str, doc: str) -> HistogramMetricFamily:
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        return HistogramMetricFamily(
+            f"{NAMESPACE}_{name}", doc, buckets=buckets, sum_value=self.total
+        )
+
 
 class Metrics:
     """The counters, gauges and histogram of one node, in a registry of its own."""
@@ -73,8 +114,8 @@ class Metrics:
         # Codes are chosen by the server from a short fixed list: these stay small.
         self.disconnects: dict[int, int] = {}
         self.errors: dict[int, int] = {}
-        self.delivery_buckets = [0] * (len(DELIVERY_BUCKETS) + 1)  # the last is +Inf
-        self.delivery_sum = 0.0
+        self.delivery = Buckets(DELIVERY_BUCKETS)
+        self.loop_lag = Buckets(LOOP_LAG_BUCKETS)
         self.registry = CollectorRegistry()
         self.registry.register(_Collector(self))
 
@@ -117,8 +158,7 @@ class Metrics:
     def delivered(self, seconds: float) -> None:
         """Record how long one publication took from its timestamp to this node's
         fan-out (the broker hop; see ``DELIVERY_BUCKETS``)."""
-        self.delivery_buckets[bisect_left(DELIVERY_BUCKETS, seconds)] += 1
-        self.delivery_sum += seconds
+        self.delivery.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """Return the Prometheus text exposition of this registry and its content type."""
@@ -166,15 +206,13 @@ class _Collector(Collector):
                 family.add_metric([str(code)], count)
             yield family
         yield _counter("publications", "Publications accepted for delivery.", m.publications)
-        cumulative, buckets = 0, []
-        bounds = (*DELIVERY_BUCKETS, float("inf"))
-        for bound, count in zip(bounds, m.delivery_buckets, strict=True):
-            cumulative += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-        yield HistogramMetricFamily(
-            f"{NAMESPACE}_publish_to_deliver_seconds",
+        yield m.delivery.family(
+            "publish_to_deliver_seconds",
             "Time from a publication's timestamp (ms resolution) to its hand-off to this "
             "node's subscribers, through the broker; queueing and writes not included.",
-            buckets=buckets,
-            sum_value=m.delivery_sum,
+        )
+        yield m.loop_lag.family(
+            "event_loop_lag_seconds",
+            "How late the event loop ran a timer it was given (sampled every 10 ms): "
+            "the time it was busy with other work first.",
         )
