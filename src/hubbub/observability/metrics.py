@@ -58,21 +58,9 @@ DELIVERY_BUCKETS: Final = (
 )
 
 # How late a timer of the event loop fires: the time the loop was busy with other work
-# (a long callback, a big write round, the collector) before it could run.
-LOOP_LAG_BUCKETS: Final = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-)
+# (a long callback, a big write round, the collector) before it could run. The same
+# 1-2.5-5 scale, from 0.5 ms (libuv's timers have 1 ms resolution) to 2.5 s.
+LOOP_LAG_BUCKETS: Final = (*DELIVERY_BUCKETS[DELIVERY_BUCKETS.index(0.0005) :], 2.5)
 
 
 class Buckets:
