@@ -40,6 +40,7 @@ from hubbub.client.events import (
     UnsubscribedEvent,
     encode_payload,
 )
+from hubbub.client.refresh import connection_gone, refused
 from hubbub.client.server_subs import ServerSubscriptions
 from hubbub.client.state import (
     CLIENT_TRANSITIONS,
@@ -60,7 +61,6 @@ from hubbub.errors import (
     ConnectionLostError,
     ProtocolError,
     ReplyError,
-    RequestTimeoutError,
 )
 from hubbub.protocol.codes import DisconnectCode, ErrorCode
 from hubbub.protocol.messages import (
@@ -686,21 +686,17 @@ class Client(Stateful[ClientState, ClientTrigger]):
                 Command(refresh=RefreshRequest(token=self._token)), self.timeout
             )
         except ReplyError as exc:
-            if exc.temporary or exc.code < 100 or exc.code == ErrorCode.TOKEN_EXPIRED:
-                self._refresh_failed(conn, exc)
-            else:
-                # Refused for good (as centrifuge-js): a reconnect would be refused too
-                # once the token runs out, so close now instead of asking again forever.
+            if refused(exc):
+                # A reconnect would be refused too once the token runs out: close now
+                # instead of asking again forever.
                 self._on_error.emit(ErrorEvent("", exc))
                 conn.close(Closed(exc.code, exc.message, reconnect=False, error=exc))
+            else:
+                self._refresh_failed(conn, exc)
             return
-        except RequestTimeoutError as exc:
-            self._refresh_failed(conn, exc)  # the connection may well be alive: ask again
-            return
-        except ClientError:
-            return  # the connection ended; the next connect sends the new token
-        except Exception as exc:  # get_token failed
-            self._refresh_failed(conn, exc)
+        except Exception as exc:  # a timeout, get_token failing, or the connection gone
+            if not connection_gone(exc):
+                self._refresh_failed(conn, exc)
             return
         self._refresh_failures = 0
         result = reply.refresh

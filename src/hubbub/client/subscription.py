@@ -39,6 +39,7 @@ from hubbub.client.events import (
     SubscriptionEvent,
     UnsubscribedEvent,
 )
+from hubbub.client.refresh import connection_gone, refused
 from hubbub.client.state import (
     SUBSCRIPTION_TRANSITIONS,
     LocalCode,
@@ -447,21 +448,14 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         except ReplyError as exc:
             if not self._still_subscribed(conn, attempt):
                 return
-            if exc.temporary or exc.code < 100 or exc.code == ErrorCode.TOKEN_EXPIRED:
-                self._refresh_failed(conn, exc)
-            else:
-                # Refused for good: end it here and on the server, as centrifuge-js does.
+            if refused(exc):  # end it here and on the server
                 self._end(_Trigger.ENDED, exc.code, exc.message, exc)
                 await self._unsubscribe_on(conn)
+            else:
+                self._refresh_failed(conn, exc)
             return
-        except RequestTimeoutError as exc:
-            if self._still_subscribed(conn, attempt):
-                self._refresh_failed(conn, exc)  # the connection may well be alive
-            return
-        except ClientError:
-            return  # the connection ended: the resubscribe on the next one sends the token
-        except Exception as exc:  # get_token failed
-            if self._still_subscribed(conn, attempt):
+        except Exception as exc:  # a timeout, get_token failing, or the connection gone
+            if not connection_gone(exc) and self._still_subscribed(conn, attempt):
                 self._refresh_failed(conn, exc)
             return
         if not self._still_subscribed(conn, attempt):
