@@ -138,6 +138,13 @@ def _cpu_list(value: str) -> str:
     wrong = [c for c in cpus if not 0 <= c < count]
     if wrong:
         raise typer.BadParameter(f"no CPU {wrong[0]} here (CPUs 0-{count - 1})")
+    before = os.sched_getaffinity(0)
+    try:  # a cpuset may still forbid them: find out now, not in a worker mid-run
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot run on CPUs {value}: {exc.strerror}") from None
+    finally:
+        os.sched_setaffinity(0, before)
     return value
 
 

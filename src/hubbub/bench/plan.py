@@ -90,7 +90,7 @@ class RunConfig:
     deadline: float = 600.0
     """Seconds after which the run stops whatever it is doing."""
     publisher_cpus: tuple[int, ...] = ()
-    """fanout: CPUs for the publishing worker and the coordinating parent (() : where
+    """fanout: CPUs for the publishing worker and the coordinating parent (empty: where
     started). On a machine where the whole generator shares one core, the subscribers'
     worker would otherwise wait behind them for the CPU, and its readings count that
     wait as latency."""
