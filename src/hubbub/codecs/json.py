@@ -14,7 +14,7 @@ from hubbub.protocol.messages import Command, Reply
 
 def is_utf8(payload: bytes | memoryview) -> bool:
     """JSON text must be UTF-8 (browsers drop a WebSocket that sends them anything else)."""
-    data = bytes(payload)
+    data = payload if isinstance(payload, bytes) else bytes(payload)  # e.g. msgspec.Raw
     if data.isascii():
         return True
     try:
@@ -67,11 +67,8 @@ class JsonCodec:
         # msgspec keeps ``data`` as Raw without validating it: a frame that is not UTF-8
         # would be published and then break every JSON reader of the channel, so it is
         # refused here, for every transport. ASCII (most JSON) costs one quick scan.
-        if not frame.isascii():
-            try:
-                frame.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ProtocolError("JSON message is not valid UTF-8") from None
+        if not frame.isascii() and not is_utf8(frame):
+            raise ProtocolError("JSON message is not valid UTF-8")
         try:
             if frame.find(b"\n") < 0:
                 return [decoder.decode(frame)]  # one message per frame: the common case
