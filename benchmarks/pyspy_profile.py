@@ -36,7 +36,7 @@ from compare import (  # noqa: E402 - after the path tweak, compare is a sibling
     wait_for_port,
 )
 
-from hubbub.bench.system import git_revision  # noqa: E402
+from hubbub.bench.system import cpu_seconds, git_revision  # noqa: E402
 
 _LINE = re.compile(r":\d+\)$")
 
@@ -77,13 +77,7 @@ def busiest_child(pid: int) -> int:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     if not children:
         raise SystemExit(f"the bench process {pid} has no worker processes")
-
-    def cpu_ticks(child: str) -> int:
-        # utime and stime, fields 14 and 15 of /proc/<pid>/stat (after the command name)
-        fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
-        return int(fields[11]) + int(fields[12])
-
-    return int(max(children, key=cpu_ticks))
+    return max((int(child) for child in children), key=cpu_seconds)
 
 
 def main() -> None:

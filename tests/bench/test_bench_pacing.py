@@ -73,11 +73,14 @@ def test_a_stalled_pacer_shows_its_lateness_in_the_window_figures() -> None:
 
 
 def test_lateness_merges_across_workers_like_latency() -> None:
-    """Two workers' histograms merge: the stalled one's maximum survives."""
+    """Workers' histograms merge: every value counts once, the stalled one's maximum
+    survives, and a worker that did not publish (b"") adds nothing."""
     stalled = asyncio.run(paced_window(STALL))[7]
-    quiet = b""  # a worker that did not publish sends an empty histogram
-    merged = stats.summarize(stats.merge([stalled, quiet]))
-    assert merged.max_us >= 50_000
+    punctual = stats.encode_values([100, 200, 300])
+    alone = stats.summarize(stats.merge([stalled]))
+    merged = stats.summarize(stats.merge([stalled, punctual, b""]))
+    assert merged.count == alone.count + 3
+    assert merged.max_us == alone.max_us >= 50_000
 
 
 def test_judge_calls_a_late_generator_generator_limited() -> None:

@@ -126,15 +126,20 @@ HalfRate = Annotated[bool, typer.Option(help="Re-measure latency at half the max
 AllowRemote = Annotated[bool, typer.Option(help="Allow a server outside 127.0.0.0/8")]
 
 
-def _cpu_list(value: str) -> str:
-    """Comma-separated CPU numbers of this machine, or "" for none."""
-    if not value:
-        return value
-    count = os.cpu_count() or 1
+def _cpus(value: str) -> tuple[int, ...]:
+    """The CPU numbers of a comma-separated list ("" for none)."""
     try:
-        cpus = [int(part) for part in value.split(",")]
+        return tuple(int(part) for part in value.split(",")) if value else ()
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a comma-separated list of CPUs") from None
+
+
+def _cpu_list(value: str) -> str:
+    """Comma-separated CPU numbers of this machine, or "" for none."""
+    cpus = _cpus(value)
+    if not cpus:
+        return value
+    count = os.cpu_count() or 1
     wrong = [c for c in cpus if not 0 <= c < count]
     if wrong:
         raise typer.BadParameter(f"no CPU {wrong[0]} here (CPUs 0-{count - 1})")
@@ -340,7 +345,7 @@ def fanout(
         concurrency=concurrency,
         server_pid=pids[0],
         deadline=deadline,
-        publisher_cpus=tuple(int(c) for c in publisher_cpus.split(",") if c),
+        publisher_cpus=_cpus(publisher_cpus),
     )
     policy = _policy(
         rate, step_factor, max_rate, max_steps, p99_bound_ms, min_keep_up, max_pace_late_ms

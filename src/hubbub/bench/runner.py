@@ -198,7 +198,6 @@ class Runner:
         self.notes: list[str] = []
         self.interrupted = False
         """Stopped early by a deadline, a dead worker or Ctrl-C: the results are partial."""
-        """A load process ended or failed mid-run: what was measured is incomplete."""
         self.roles: Counter[str] = Counter()
         self._errors_seen: Counter[str] = Counter()
         fds = fd_limit()

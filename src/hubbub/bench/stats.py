@@ -79,6 +79,15 @@ def encode(hist: HdrHistogram) -> bytes:
     return encoded
 
 
+def encode_values(values_us: Sequence[int] | np.ndarray) -> bytes:
+    """``values_us`` as an encoded histogram for the pipe; b"" when there are none."""
+    if len(values_us) == 0:
+        return b""
+    hist = new_histogram()
+    record_many(hist, values_us)
+    return encode(hist)
+
+
 def merge(encoded: Iterable[bytes]) -> HdrHistogram:
     """One histogram holding every encoded histogram's values."""
     total = new_histogram()

@@ -288,16 +288,8 @@ class Worker:
             self.lost - lost0,
             delivered0,
             time.process_time() - cpu0,
-            self._lateness(),
+            stats.encode_values(self.pace_late_us),  # b"" when nothing was paced
         )
-
-    def _lateness(self) -> bytes:
-        """The window's pacing lateness as an encoded histogram (b"" when nothing was paced)."""
-        if not self.pace_late_us:
-            return b""
-        hist = stats.new_histogram()
-        stats.record_many(hist, self.pace_late_us)
-        return stats.encode(hist)
 
     def _payloads(self, count: int, stamp: int | None = None) -> list[bytes]:
         size = self.cfg.payload_size
@@ -356,9 +348,7 @@ class Worker:
     def _collect(self) -> None:
         counters = self.counters
         counters.recording = False
-        hist = stats.new_histogram()
-        stats.record_many(hist, counters.take_latencies())
-        blob = stats.encode(hist) if hist.get_total_count() else b""
+        blob = stats.encode_values(counters.take_latencies())
         self._reply(
             "collected", self.index, counters.delivered, blob, dict(counters.errors), self.lost
         )

@@ -210,11 +210,11 @@ def consistency(lambda_max: float, n: int) -> tuple[float, float]:
 
 
 def most_inconsistent(
-    matrix: np.ndarray, weights: np.ndarray, *, rtol: float = TIE_RTOL
+    matrix: np.ndarray, weights: np.ndarray
 ) -> list[tuple[int, int, float, float]]:
     """(i, j, given a_ij, implied w_i/w_j) of the judgements furthest from the weights.
 
-    Every pair i < j whose |ln(a_ij · w_j / w_i)| is within ``rtol`` of the largest,
+    Every pair i < j whose |ln(a_ij · w_j / w_i)| is within ``TIE_RTOL`` of the largest,
     in row order: one when it stands out, the whole triad for n = 3, where they tie
     exactly and floating-point noise alone would otherwise pick one.
     """
@@ -226,7 +226,9 @@ def most_inconsistent(
     ]
     errors = [abs(math.log(given / implied)) for _, _, given, implied in deviations]
     worst = max(errors)
-    return [d for d, error in zip(deviations, errors, strict=True) if error >= worst * (1 - rtol)]
+    return [
+        d for d, error in zip(deviations, errors, strict=True) if error >= worst * (1 - TIE_RTOL)
+    ]
 
 
 def priorities(
