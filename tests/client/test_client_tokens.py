@@ -33,6 +33,11 @@ from hubbub.server import Server
 CHANNEL = "chat:tokens"
 
 
+SOON = 20 * UNIT
+"""A token lifetime that scales with the tests' time unit (1 s at the default scale), as
+the client's timeouts and back-off here do."""
+
+
 async def test_expired_token_is_replaced_through_get_token(start_server: ServerFactory) -> None:
     """Connect answered 109 for the stale token: one failed attempt, get_token, READY."""
     server = await start_server()
@@ -83,7 +88,7 @@ async def test_expiring_connection_is_refreshed_with_a_new_token(
     refreshed: list[str] = []
 
     async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials:
-        return Credentials(user="bob", expire_at=time.time() + 1)
+        return Credentials(user="bob", expire_at=time.time() + SOON)
 
     async def on_refresh(ctx: ClientContext, req: RefreshRequest) -> Credentials:
         refreshed.append(req.token)
@@ -184,7 +189,7 @@ async def test_static_subscription_token_is_kept_after_2502(start_server: Server
         assert moves == [SubscriptionState.SUBSCRIBING, SubscriptionState.SUBSCRIBED]
 
 
-EXPIRING = {"client.ping_interval": 0.25, "client.expiry_grace": 0.5}
+EXPIRING = {"client.ping_interval": 5 * UNIT, "client.expiry_grace": 10 * UNIT}
 """Expiry checked often, with a short grace: a connection not refreshed ends soon."""
 
 
@@ -195,13 +200,13 @@ async def test_refresh_that_timed_out_is_sent_again(start_server: ServerFactory)
     calls: list[str] = []
 
     async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials:
-        return Credentials(user="bob", expire_at=time.time() + 1)
+        return Credentials(user="bob", expire_at=time.time() + SOON)
 
     async def on_refresh(ctx: ClientContext, req: RefreshRequest) -> Credentials:
         calls.append(ctx.client_id)
         if len(calls) == 1:
             await asyncio.sleep(8 * UNIT)  # the client stops waiting after 4 units
-            return Credentials(user="bob", expire_at=time.time() + 1)  # it never learns
+            return Credentials(user="bob", expire_at=time.time() + SOON)  # it never learns
         return Credentials(user="bob", expire_at=time.time() + 3600)
 
     server.node.hooks.on_connecting = on_connecting
@@ -230,7 +235,7 @@ async def test_temporary_refresh_errors_are_retried_with_growing_delays(
     calls = 0
 
     async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials:
-        return Credentials(user="bob", expire_at=time.time() + 1)
+        return Credentials(user="bob", expire_at=time.time() + SOON)
 
     async def on_refresh(ctx: ClientContext, req: RefreshRequest) -> Credentials | Deny:
         nonlocal calls
@@ -263,7 +268,7 @@ async def test_refresh_refused_for_good_closes_the_client(start_server: ServerFa
     calls = 0
 
     async def on_connecting(ctx: ClientContext, req: ConnectRequest) -> Credentials:
-        return Credentials(user="bob", expire_at=time.time() + 1)
+        return Credentials(user="bob", expire_at=time.time() + SOON)
 
     async def on_refresh(ctx: ClientContext, req: RefreshRequest) -> Deny:
         nonlocal calls
@@ -360,7 +365,7 @@ async def _expiring_subscriptions(
     server = await start_server(**settings)
 
     async def on_subscribe(ctx: ClientContext, channel: str, req: SubscribeRequest) -> Allow:
-        return Allow(expire_at=time.time() + 1)
+        return Allow(expire_at=time.time() + SOON)
 
     server.node.hooks.on_subscribe = on_subscribe
     server.node.hooks.on_sub_refresh = on_sub_refresh  # type: ignore[assignment]
@@ -426,7 +431,7 @@ async def test_sub_refresh_that_timed_out_is_sent_again(start_server: ServerFact
         calls += 1
         if calls == 1:
             await asyncio.sleep(8 * UNIT)  # the client stops waiting after 4 units
-            return Allow(expire_at=time.time() + 1)  # it never learns
+            return Allow(expire_at=time.time() + SOON)  # it never learns
         return Allow(expire_at=time.time() + 3600)
 
     server = await _expiring_subscriptions(start_server, on_sub_refresh, **EXPIRING)
