@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from msgspec import Raw
 
@@ -72,3 +73,17 @@ async def publish_many(
 ) -> list[StreamPosition]:
     """Publish ``pub(1)`` .. ``pub(count)`` one after the other; their positions."""
     return [await broker.publish(channel, pub(n), history) for n in range(1, count + 1)]
+
+
+def count_pings(nc: Any) -> list[int]:
+    """Count the PINGs the NATS engines send to confirm (nats-py ``flush``) on ``nc`` from
+    now on; the count is the list's one item."""
+    flush = nc.flush
+    pings = [0]
+
+    async def counted(*args: Any, **kwargs: Any) -> None:
+        pings[0] += 1
+        await flush(*args, **kwargs)
+
+    nc.flush = counted
+    return pings

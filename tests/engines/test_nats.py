@@ -18,7 +18,7 @@ import nats
 import pytest
 from conformance.case_nats import ScratchBroker, ScratchPresenceStore, scratch_url, unavailable
 from conftest import eventually, free_port
-from enginekit import Recorder, client, numbers, offsets, pub
+from enginekit import Recorder, client, count_pings, numbers, offsets, pub
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -730,3 +730,45 @@ async def test_start_fails_fast_without_a_server() -> None:
         await asyncio.wait_for(broker.start(Recorder()), BOUND)
     with pytest.raises(EngineError):
         await broker.publish("chat:x", pub(1), None)
+
+
+# ------------------------------------------- publishes started together (in flight together)
+
+
+@needs_nats
+async def test_live_publishes_started_together_arrive_in_order_and_share_pings(
+    brokers: Any,
+) -> None:
+    """200 publishes without history started in one go: delivered in start order on this
+    node and on another, every one confirmed, with a few PINGs, not one each."""
+    here, here_events = await brokers()
+    there, there_events = await brokers()
+    for broker in (here, there):
+        await broker.subscribe(["room"])
+    pings = count_pings(here._link.nc)
+    await asyncio.gather(*(here.publish("room", pub(n), None) for n in range(200)))
+    assert numbers(here_events.pubs("room")) == list(range(200))
+    await eventually(lambda: len(there_events.pubs("room")) >= 200)
+    assert numbers(there_events.pubs("room")) == list(range(200))
+    assert 1 <= pings[0] <= 3
+
+
+@needs_nats
+async def test_history_publishes_started_together_keep_their_order(brokers: Any) -> None:
+    """150 publishes with history started in one go: offsets 1..150 in start order,
+    delivered in that order on both nodes, and stored in it."""
+    here, here_events = await brokers()
+    there, there_events = await brokers()
+    for broker in (here, there):
+        await broker.subscribe(["chat:line"])
+    history = HistoryOptions(size=200, ttl=60.0)
+    positions = await asyncio.gather(
+        *(here.publish("chat:line", pub(n), history) for n in range(150))
+    )
+    assert [p.offset for p in positions] == list(range(1, 151))
+    for events in (here_events, there_events):
+        await eventually(lambda events=events: len(events.pubs("chat:line")) >= 150)
+        assert numbers(events.pubs("chat:line")) == list(range(150))
+        assert offsets(events.pubs("chat:line")) == list(range(1, 151))
+    page, _ = await there.history("chat:line", since=None, limit=-1, reverse=False)
+    assert numbers(page) == list(range(150))

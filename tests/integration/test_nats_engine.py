@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conformance.case_nats import scratch_url, unavailable
 from conftest import ServerFactory, eventually, ws_url
-from enginekit import HISTORY, Recorder, client, numbers, pub
+from enginekit import HISTORY, Recorder, client, count_pings, numbers, pub
 from faultproxy import FaultProxy
 
 from hubbub.engines.nats import NatsBroker, drop_prefix
@@ -146,20 +146,11 @@ async def test_sends_of_one_loop_turn_share_one_ping(url: str, brokers: Any) -> 
     """Publishes without history wait for a PONG (a silent connection must not swallow
     them); those made in one loop turn share one PING instead of one each."""
     broker, _ = await brokers(url)
-    nc = broker._link.nc
-    flushes = 0
-    flush = nc.flush
-
-    async def counted(timeout: int = 10) -> None:
-        nonlocal flushes
-        flushes += 1
-        await flush(timeout)
-
-    nc.flush = counted  # type: ignore[method-assign]
+    pings = count_pings(broker._link.nc)
     await asyncio.gather(*(broker.publish(CHANNEL, pub(n), None) for n in range(20)))
-    assert flushes == 1
+    assert pings == [1]
     await broker.publish(CHANNEL, pub(20), None)
-    assert flushes == 2
+    assert pings == [2]
 
 
 @pytest.mark.parametrize("eager", [False, True])
