@@ -40,7 +40,7 @@ from hubbub.client.events import (
     UnsubscribedEvent,
     encode_payload,
 )
-from hubbub.client.refresh import connection_gone, refused
+from hubbub.client.retry import connection_gone, refused
 from hubbub.client.server_subs import ServerSubscriptions
 from hubbub.client.state import (
     CLIENT_TRANSITIONS,
@@ -719,9 +719,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
 def _is_terminal(exc: BaseException, *, can_refresh: bool) -> bool:
     """True when a failed connect attempt must not be repeated (PROTOCOL.md §8.1, §8.4)."""
     if isinstance(exc, ReplyError):
-        if exc.code == ErrorCode.TOKEN_EXPIRED:
-            return not can_refresh  # 109: retry with a fresh token, if we can get one
-        return not (exc.temporary or exc.code < 100)
+        return refused(exc, can_refresh=can_refresh)
     if isinstance(exc, ConnectionLostError):
         return not exc.temporary
     return isinstance(exc, ProtocolError)

@@ -93,11 +93,9 @@ class ServerSubscriptions:
         held = _Held(result.recoverable, result.positioned, offset, result.epoch)
         self._held[channel] = held
         self.on_subscribed.emit(SubscribedEvent.of(channel, result))
-        top = result.offset
         for pub in result.publications:
-            self._deliver(channel, held, pub)
-            top = max(top, pub.offset)
-        held.offset = top
+            self._deliver(channel, held, pub)  # moves held.offset on
+        held.offset = max(held.offset, result.offset)
 
     # --------------------------------------------------------------------- pushes
 

@@ -39,7 +39,7 @@ from hubbub.client.events import (
     SubscriptionEvent,
     UnsubscribedEvent,
 )
-from hubbub.client.refresh import connection_gone, refused
+from hubbub.client.retry import connection_gone, refused
 from hubbub.client.state import (
     SUBSCRIPTION_TRANSITIONS,
     LocalCode,
@@ -374,13 +374,12 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
             self._subscribed(conn, outcome.subscribe)
 
     def _refused(self, error: ReplyError) -> None:
-        if error.code == ErrorCode.TOKEN_EXPIRED and self._get_token is not None:
-            self._token = ""
-            self._schedule_retry(error)
-        elif error.temporary or error.code < 100:
-            self._schedule_retry(error)
-        else:
+        if refused(error, can_refresh=self._get_token is not None):
             self._end(_Trigger.ENDED, error.code, error.message, error)
+            return
+        if error.code == ErrorCode.TOKEN_EXPIRED:
+            self._token = ""  # the retry asks get_token for a new one
+        self._schedule_retry(error)
 
     def _schedule_retry(self, error: BaseException) -> None:
         self._machine.fire(_Trigger.INTERRUPTED, error=error)
@@ -407,13 +406,11 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         # The reply's publications are deduplicated against where we were, not against
         # the result's offset: a Centrifuge server puts the stream's top there (the
         # offset of the last missed publication), hubbub the position they follow.
-        top = result.offset
         for pub in result.publications:
-            self._deliver(pub)
-            top = max(top, pub.offset)
+            self._deliver(pub)  # moves the offset on
         if positioned:
             self._epoch = result.epoch
-            self._offset = top
+            self._offset = max(self._offset, result.offset)
         if result.expires:
             self._refresh_failures = 0
             self._schedule_refresh(conn, max(result.ttl, 1))

@@ -105,16 +105,14 @@ async def open_transport(
     """Connect to ``url``; the caller bounds the time it takes.
 
     Raises:
-        ValueError: the URL scheme is neither ``ws``/``wss`` nor ``tcp``.
+        ValueError: a URL no attempt could open (``check_url``).
         OSError, picows.WSError: the connection or the upgrade failed.
         ProtocolError: the server did not accept the codec's subprotocol.
     """
-    scheme = urlsplit(url).scheme
-    if scheme in WS_SCHEMES:
+    check_url(url)
+    if urlsplit(url).scheme in WS_SCHEMES:
         return await _open_websocket(url, codec, sink, headers, ssl, max_message_bytes)
-    if scheme in TCP_SCHEMES:
-        return await _open_tcp(url, sink, ssl)
-    raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r} (use ws, wss or tcp)")
+    return await _open_tcp(url, sink, ssl)
 
 
 # ------------------------------------------------------------------------ WebSocket
@@ -244,8 +242,7 @@ async def _open_tcp(
     url: str, sink: TransportSink, ssl: ssl_module.SSLContext | None
 ) -> ClientTransport:
     parts = urlsplit(url)
-    if parts.hostname is None or parts.port is None:
-        raise ValueError(f"a TCP URL needs a host and a port: {url!r}")
+    assert parts.hostname is not None and parts.port is not None  # check_url
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_connection(
         lambda: _TcpProtocol(sink), parts.hostname, parts.port, ssl=ssl

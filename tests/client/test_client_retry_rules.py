@@ -1,10 +1,10 @@
-"""The rules a failed token refresh follows, shared by connections and subscriptions."""
+"""Which failures are retried: one rule for connect, subscribe and token refreshes."""
 
 from __future__ import annotations
 
 import pytest
 
-from hubbub.client.refresh import connection_gone, refused
+from hubbub.client.retry import connection_gone, refused
 from hubbub.errors import ConnectionLostError, ReplyError, RequestTimeoutError
 
 
@@ -20,6 +20,11 @@ from hubbub.errors import ConnectionLostError, ReplyError, RequestTimeoutError
 )
 def test_which_error_replies_are_refusals_for_good(error: ReplyError, for_good: bool) -> None:
     assert refused(error) is for_good
+
+
+def test_an_expired_token_is_a_refusal_only_without_a_way_to_refresh_it() -> None:
+    assert not refused(ReplyError(109), can_refresh=True)
+    assert refused(ReplyError(109), can_refresh=False)
 
 
 @pytest.mark.parametrize(
