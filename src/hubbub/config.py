@@ -209,7 +209,7 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8000
     internal_port: Port = 8001
-    tcp_port: Port | None = Field(default=None, validate_default=True)
+    tcp_port: Port | None = None
     shutdown_timeout: Duration = 10.0
 
     @field_validator("internal_port", "tcp_port")
@@ -441,9 +441,8 @@ def _read_yaml(path: Path, origins: dict[_Path, _Origin]) -> dict[str, Any]:
         loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
-        character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "character"
-        raise ConfigError(
-            f"{label}:{line}: invalid YAML: unacceptable {character} (control characters "
+        raise ConfigError(  # a str input: the reader's character is a code point
+            f"{label}:{line}: invalid YAML: unacceptable #x{exc.character:04x} (control characters "
             "are not allowed)"
         ) from None
     try:

@@ -60,11 +60,7 @@ class Server:
                 await self.tcp.start()
             await self.internal.start()
         except BaseException:
-            self.websocket.stop_accepting()
-            if self.tcp is not None:
-                self.tcp.stop_accepting()
-            await self.node.shutdown(0)
-            await self.internal.stop()
+            await self.stop(timeout=0)
             raise
         self._ready = True
         host = self.settings.server.host
@@ -73,8 +69,9 @@ class Server:
             addresses["tcp"] = f"tcp://{host}:{self.tcp.port}"
         _log.info("hubbub listening", **addresses, internal=f"http://{host}:{self.internal.port}")
 
-    async def stop(self) -> None:
-        """Stop accepting, send every client "shutdown, reconnect", wait, close."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, send every client "shutdown, reconnect", wait (``timeout``, by
+        default the configured shutdown_timeout), close."""
         if self._stopping:  # a second signal while the first shutdown runs
             return
         self._stopping = True
@@ -83,7 +80,7 @@ class Server:
         self.websocket.stop_accepting()
         if self.tcp is not None:
             self.tcp.stop_accepting()
-        await self.node.shutdown()
+        await self.node.shutdown(timeout)
         await self.internal.stop()
 
     async def run_until_signal(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hubbub.engines.memory import MemoryBroker, MemoryPresenceStore
-from hubbub.engines.registry import create_broker, create_presence
+from hubbub.engines.registry import check_broker_url, create_broker, create_presence
 
 
 def test_memory_url_builds_memory_engines() -> None:
@@ -50,3 +50,13 @@ def test_missing_engine_module_names_the_extra(
     monkeypatch.setattr(registry.importlib, "import_module", not_installed)
     with pytest.raises(ValueError, match=rf"pip install 'hubbub\[{extra}\]'"):
         create_broker(url)
+
+
+@pytest.mark.parametrize("url", ["nats://127.0.0.1:99999", "redis://127.0.0.1:port"])
+def test_a_bad_port_is_refused_alike_when_checked_and_when_created(url: str) -> None:
+    """``config check`` and serving refuse the same URLs with the same message."""
+    with pytest.raises(ValueError, match="bad port in the URL") as checked:
+        check_broker_url(url)
+    with pytest.raises(ValueError, match="bad port in the URL") as created:
+        create_broker(url)
+    assert str(checked.value) == str(created.value)

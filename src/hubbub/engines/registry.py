@@ -61,16 +61,17 @@ def _check(table: Mapping[str, str], url: str, kind: str) -> None:
     Creating an engine does no I/O (it connects in ``start``), so one is made and dropped:
     the engine's own parsing decides, not a second copy of it here.
     """
-    try:
-        urlsplit(url).port  # noqa: B018 - the property parses the port, for every scheme
-    except ValueError as exc:
-        message = str(exc)
-        raise ValueError(f"bad port in the URL: {message[:1].lower()}{message[1:]}") from None
     _factory(table, url, kind)(url)
 
 
 def _factory(table: Mapping[str, str], url: str, kind: str) -> Any:
-    scheme = urlsplit(url).scheme
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - the property parses the port, for every scheme
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(f"bad port in the URL: {message[:1].lower()}{message[1:]}") from None
+    scheme = parts.scheme
     reference = table.get(scheme)
     if reference is None:
         # Name the scheme only: the rest of a URL may hold a password.
