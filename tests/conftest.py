@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -81,3 +82,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+START_TIMEOUT = 200 * UNIT
+"""Long enough for a cold interpreter to start ``hubbub``: 10 s at scale 1."""
+
+
+async def spawn_hubbub(
+    *args: str, env: dict[str, str] | None = None, merge_stderr: bool = False
+) -> asyncio.subprocess.Process:
+    """Start ``python -m hubbub.cli ARGS`` without this environment's ``HUBBUB_*``
+    settings (a developer's own must not change what a test sees), plus ``env``; its
+    output piped (stderr into stdout with ``merge_stderr``)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubbub.cli",
+        *args,
+        env={**base, "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
+    )

@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, UNIT, ServerFactory, free_port
+from conftest import EXAMPLE, START_TIMEOUT, UNIT, ServerFactory, free_port, spawn_hubbub
 from integration.wsclient import http_get, open_client
-
-START_TIMEOUT = 200 * UNIT
 
 
 @asynccontextmanager
 async def _serve(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run ``hubbub serve`` with ``args`` and ``env`` until the block ends (SIGTERM)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hubbub.cli",
-        "serve",
-        "--config",
-        str(EXAMPLE),
-        *args,
-        env={**base, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn_hubbub("serve", "--config", str(EXAMPLE), *args, env=env)
     try:
         yield proc
     finally:
@@ -146,16 +130,7 @@ async def test_tcp_sockets_inherit_keepalive_from_the_listener(
 
 async def _hubbub(*args: str) -> tuple[int, str]:
     """Run ``hubbub ARGS`` to its end: the exit code and everything it printed."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hubbub.cli",
-        *args,
-        env=base,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await spawn_hubbub(*args, merge_stderr=True)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
     except TimeoutError:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from conftest import chat_settings
+from conftest import chat_settings, eventually
 
 from hubbub.core.node import Node
 from hubbub.core.session import Session, Subscription
@@ -610,12 +610,9 @@ async def test_a_hanging_presence_refresh_does_not_hold_up_the_stale_sweep() -> 
     try:
         await subscribed(node)
         presence.hang = True
-        async with asyncio.timeout(5):
-            while presence.stuck == 0:  # a refresh is stuck on the store now
-                await asyncio.sleep(0.01)
-            silent = Client(node)  # never sends connect
-            while not silent.conn.closes:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: presence.stuck)  # a refresh is stuck on the store now
+        silent = Client(node)  # never sends connect
+        await eventually(lambda: silent.conn.closes)
         assert silent.conn.closes == [codes.STALE]
     finally:
         await node.shutdown(0)

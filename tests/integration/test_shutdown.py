@@ -7,38 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import EXAMPLE, UNIT, chat_settings, free_port
+from conftest import EXAMPLE, START_TIMEOUT, UNIT, chat_settings, free_port, spawn_hubbub
 
 from hubbub.server import Server
 from integration.conftest import TRANSPORTS, Client
 from integration.tcpclient import TcpClient
 from integration.wsclient import WAIT, http_get, open_client
-
-START_TIMEOUT = 200 * UNIT  # a cold interpreter start: 10 s at scale 1
-
-
-async def _hubbub(*args: str) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env = {k: v for k, v in env.items() if not k.startswith("HUBBUB_")}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hubbub.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-
 
 SHUTDOWN_TIMEOUT = 10 * UNIT
 
@@ -75,7 +56,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     assert "shutdown_timeout" in text
     config.write_text(text)
     port, internal = free_port(), free_port()
-    proc = await _hubbub(
+    proc = await spawn_hubbub(
         "serve",
         "--config",
         str(config),
@@ -170,7 +151,7 @@ async def test_second_server_on_a_busy_port_exits_1(served: Served) -> None:
     """``hubbub serve`` on a public port another hubbub holds exits 1 with "cannot listen"."""
     port = served.port
     internal = free_port()
-    second = await _hubbub(
+    second = await spawn_hubbub(
         "serve", "--config", str(EXAMPLE), "--port", str(port), "--internal-port", str(internal)
     )
     try:
@@ -194,7 +175,7 @@ async def test_config_check_on_a_bad_file_exits_2_naming_file_and_key(tmp_path: 
     """``hubbub config check`` on an invalid file exits 2 naming the file, line and key."""
     config = tmp_path / "broken.yaml"
     config.write_text("server:\n  port: 8000\nclient:\n  ping_interval: soon\n")
-    proc = await _hubbub("config", "check", str(config))
+    proc = await spawn_hubbub("config", "check", str(config))
     _, stderr = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
     assert proc.returncode == 2
     message = stderr.decode()
@@ -205,7 +186,7 @@ async def test_config_check_on_a_bad_file_exits_2_naming_file_and_key(tmp_path: 
 
 async def test_config_check_on_the_example_exits_0(tmp_path: Path) -> None:
     """``hubbub config check`` accepts the shipped example config."""
-    proc = await _hubbub("config", "check", str(EXAMPLE))
+    proc = await spawn_hubbub("config", "check", str(EXAMPLE))
     stdout, _ = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
     assert proc.returncode == 0
     assert b"ok" in stdout
