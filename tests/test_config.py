@@ -354,12 +354,6 @@ def test_engine_url_errors_do_not_repeat_the_url(tmp_path: Path) -> None:
     assert "sekrit" not in message
 
 
-def test_port_zero_twice_is_valid(tmp_path: Path) -> None:
-    """Port 0 asks for a free port, a different one for each listener."""
-    path = write(tmp_path, "server:\n  port: 0\n  internal_port: 0\n  tcp_port: 0\n")
-    assert load(path).server.tcp_port == 0
-
-
 def test_largest_message_size_and_ping_interval_are_valid(tmp_path: Path) -> None:
     """The upper bounds themselves are accepted."""
     path = write(tmp_path, "client:\n  max_message_bytes: 1073741824\n  ping_interval: 24h\n")
@@ -368,7 +362,8 @@ def test_largest_message_size_and_ping_interval_are_valid(tmp_path: Path) -> Non
 
 
 def test_ports_zero_and_max_are_valid(tmp_path: Path) -> None:
-    """Port 0 (any free port, for tests) and 65535 are in range."""
+    """Port 0 (any free port, for tests; given twice, a different one for each listener)
+    and 65535 are in range."""
     settings = load(write(tmp_path, "server: {port: 0, internal_port: 65535, tcp_port: 0}\n"))
     assert (settings.server.port, settings.server.internal_port) == (0, 65535)
     assert settings.server.tcp_port == 0

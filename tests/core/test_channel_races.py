@@ -260,7 +260,8 @@ async def test_a_failed_connect_releases_the_server_side_channels_set_up_so_far(
     assert client.session.subscriptions == {} and node.hub.subscribers(A) == 1
     assert client.session.client_id not in await presence.presence(A)
     replies = watcher.conn.replies()
-    assert _pushes(replies, "join") == _pushes(replies, "leave")
+    joined = _pushes(replies, "join")
+    assert joined == _pushes(replies, "leave") == [client.session.client_id]
 
 
 async def test_the_connect_reply_leaves_out_a_channel_unsubscribed_meanwhile(

@@ -35,18 +35,12 @@ def command(method: str, request: dict[str, object]) -> Action:
     return act
 
 
-def fragmented(*parts: str) -> Action:
+def fragmented(*parts: str | bytes, text: bool | None = None) -> Action:
+    """One message in several frames; bytes go as given, as text frames with ``text``."""
+
     async def act(client: Client) -> None:
         assert isinstance(client, WsClient)
-        await client.ws.send(iter(parts))  # one message in several frames
-
-    return act
-
-
-def fragmented_bytes(*parts: bytes, text: bool) -> Action:
-    async def act(client: Client) -> None:
-        assert isinstance(client, WsClient)
-        await client.ws.send(iter(parts), text=text)  # fragments, their bytes unchecked
+        await client.ws.send(iter(parts), text=text)
 
     return act
 
@@ -99,14 +93,14 @@ CASES: list[tuple[str, bool, bool, Action, tuple[int, str]]] = [
         "fragmented text not UTF-8",
         False,
         True,
-        fragmented_bytes(NOT_UTF8[:20], NOT_UTF8[20:], text=True),
+        fragmented(NOT_UTF8[:20], NOT_UTF8[20:], text=True),
         BAD_REQUEST,
     ),
     (
         "fragmented binary not UTF-8",
         False,
         True,
-        fragmented_bytes(NOT_UTF8[:20], NOT_UTF8[20:], text=False),
+        fragmented(NOT_UTF8[:20], NOT_UTF8[20:], text=False),
         BAD_REQUEST,
     ),
     ("empty frame protobuf", True, True, raw(b""), BAD_REQUEST),

@@ -22,6 +22,12 @@ from integration.tcpclient import TcpClient
 from integration.wsclient import WAIT, http_get, open_client
 
 SHUTDOWN_TIMEOUT = 10 * UNIT
+UPGRADE = (
+    b"GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+"""A raw WebSocket upgrade request, for clients that then misbehave."""
 
 
 class Served(NamedTuple):
@@ -115,11 +121,7 @@ async def test_sigterm_with_an_unresponsive_client_still_exits_zero(served: Serv
     """A client that never answers the close frame does not hold the process past shutdown."""
     proc, port, _ = served
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        b"GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n"
-    )
+    writer.write(UPGRADE)
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
     assert head.startswith(b"HTTP/1.1 101")
     # From now on this client neither reads nor answers anything.
@@ -217,11 +219,7 @@ async def test_a_handshake_finishing_during_shutdown_is_refused() -> None:
     await server.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.websocket.port)
     try:
-        request = (
-            b"GET /connection/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
-        )
+        request = UPGRADE
         writer.write(request[:30])
         await writer.drain()
         await asyncio.sleep(0)
