@@ -58,6 +58,8 @@ BAD = [
     (["echo", "--pipeline", "0"], "--pipeline"),
     (["echo", "-n", "-3"], "--connections"),
     (["echo", "--procs", "-1"], "--procs"),
+    (["echo", "--url", "ws://10.0.0.5:8000"], "--allow-remote"),
+    (["echo", "--url", "ws://127.example.com:8000"], "--allow-remote"),
 ]
 
 
@@ -81,6 +83,11 @@ def test_a_bad_argument_is_a_usage_error_naming_it(
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit), result.exception
     assert named in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize("url", ["ws://LOCALHOST:1", "ws://[::1]:1", "ws://127.0.0.5:1"])
+def test_a_loopback_url_in_any_spelling_is_taken_without_allow_remote(url: str) -> None:
+    assert cli._url(url, "centrifuge", allow_remote=False) == f"{url}/connection/websocket"
 
 
 def test_plot_of_a_missing_file_names_it(tmp_path: Path) -> None:

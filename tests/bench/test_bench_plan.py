@@ -10,6 +10,7 @@ from hubbub.bench.plan import (
     RunConfig,
     connections_for,
     ephemeral_ports,
+    is_loopback,
     layout,
     procs_needed,
     source_addresses,
@@ -112,6 +113,28 @@ def test_localhost_gets_source_addresses_like_127_0_0_1(host: str) -> None:
     url = f"ws://{host}:8000/connection/websocket"
     assert source_addresses(10, url, ports=28_232, requested=2) == ["127.0.0.2", "127.0.0.3"]
     assert source_addresses(60_000, url, ports=28_232) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+@pytest.mark.parametrize(
+    ("host", "local", "over_ipv4"),
+    [
+        ("127.0.0.1", True, True),
+        ("127.9.8.7", True, True),
+        ("localhost", True, True),
+        ("LOCALHOST", True, True),
+        ("::1", True, False),
+        ("10.0.0.5", False, False),
+        ("0.0.0.0", False, False),
+        ("127.example.com", False, False),
+        ("example.com", False, False),
+        ("", False, False),
+    ],
+)
+def test_what_counts_as_this_machine(host: str, local: bool, over_ipv4: bool) -> None:
+    """The bench's remote-load guard and its source addresses ask the same question;
+    only the source addresses also need IPv4."""
+    assert is_loopback(host) is local
+    assert is_loopback(host, ipv4_only=True) is over_ipv4
 
 
 @pytest.mark.parametrize("scenario", ["connect", "fanout", "rooms", "echo"])

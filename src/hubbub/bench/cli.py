@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from hubbub.bench import report, results
-from hubbub.bench.plan import MAX_SOURCES, RunConfig, with_default_path
+from hubbub.bench.plan import MAX_SOURCES, RunConfig, is_loopback, with_default_path
 from hubbub.bench.runner import Runner
 from hubbub.bench.stepping import StepPolicy
 from hubbub.codecs.registry import default_registry
@@ -170,7 +170,7 @@ def _url(url: str, protocol: str, allow_remote: bool) -> str:
     if protocol not in ("centrifuge", "plain", "socketio"):
         raise typer.BadParameter(f"unknown protocol {protocol!r}", param_hint="--protocol")
     host = urlsplit(url).hostname or ""
-    if not (host.startswith("127.") or host == "localhost" or allow_remote):
+    if not (allow_remote or is_loopback(host)):
         raise typer.BadParameter(
             f"{host!r} is not a loopback address; pass --allow-remote to load it",
             param_hint="--url",

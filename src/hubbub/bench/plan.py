@@ -9,6 +9,7 @@ Everything here is pure: the runner and the tests use the same functions.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import resource
 import socket
@@ -146,7 +147,8 @@ def source_addresses(connections: int, url: str, ports: int, requested: int = 0)
     Only for servers on loopback (every 127.x.y.z is local on Linux); elsewhere the
     addresses would have to exist on this host.
     """
-    if not _ipv4_loopback(urlsplit(url).hostname or ""):
+    # The source addresses are IPv4, so the server must be reached over IPv4.
+    if not is_loopback(urlsplit(url).hostname or "", ipv4_only=True):
         return []
     needed = math.ceil(connections / max(1, int(ports * PORT_HEADROOM)))
     count = max(requested, needed if needed > 1 else 0)
@@ -157,19 +159,25 @@ def source_addresses(connections: int, url: str, ports: int, requested: int = 0)
     return [f"127.0.0.{FIRST_SOURCE + i}" for i in range(count)]
 
 
-def _ipv4_loopback(host: str) -> bool:
-    """127.x.y.z, or a name such as ``localhost`` that resolves only to such addresses
-    (the source addresses are IPv4, so the server must be reached over IPv4)."""
-    if host.startswith("127."):
-        return True
+def is_loopback(host: str, *, ipv4_only: bool = False) -> bool:
+    """Is ``host`` this machine: 127.x.y.z, ``::1`` (unless ``ipv4_only``), or a name
+    such as ``localhost`` that resolves only to such addresses? Other names are not
+    looked up, so a typo never turns into a DNS query."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return address.is_loopback and not (ipv4_only and address.version == 6)
     name = host.lower()
     if name != "localhost" and not name.endswith(".localhost"):
-        return False  # no DNS look-ups for remote names
+        return False
+    family = socket.AF_INET if ipv4_only else socket.AF_UNSPEC
     try:
-        found = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+        found = socket.getaddrinfo(name, None, family, socket.SOCK_STREAM)
     except OSError:
         return False
-    return bool(found) and all(str(info[4][0]).startswith("127.") for info in found)
+    return bool(found) and all(is_loopback(str(info[4][0])) for info in found)
 
 
 def with_default_path(url: str, protocol: str) -> str:

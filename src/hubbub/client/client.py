@@ -40,6 +40,7 @@ from hubbub.client.events import (
     UnsubscribedEvent,
     encode_payload,
 )
+from hubbub.client.refresh_timer import RefreshTimer
 from hubbub.client.retry import connection_gone, refused
 from hubbub.client.server_subs import ServerSubscriptions
 from hubbub.client.state import (
@@ -158,9 +159,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
         self._conn: Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._refresh: asyncio.TimerHandle | None = None
-        self._refresh_failures = 0
-        """Refreshes of the current connection that failed in a row (for the back-off)."""
+        self._refresh = RefreshTimer()
         self._client_id = ""
         self._subs: dict[str, Subscription] = {}
         self._server_subs = ServerSubscriptions(self._runner)
@@ -262,7 +261,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
                 if current is not None and current.cancelling():
                     raise  # we were cancelled ourselves, not just the run task
         conn, self._conn = self._conn, None
-        self._cancel_refresh()
+        self._refresh.cancel()
         if conn is not None:
             conn.close(local_close(LocalCode.DISCONNECT_CALLED, reconnect=False))
         await self._cancel_tasks()
@@ -608,8 +607,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
         self._client_id = result.client
         conn.start_heartbeat(result.ping, self.max_server_ping_delay, pong=result.pong)
         if result.expires:
-            self._refresh_failures = 0
-            self._schedule_refresh(conn, max(result.ttl, 1))
+            self._expires_in(conn, result.ttl)
         self._machine.fire(_Trigger.CONNECTED)
         self._server_subs.connected(result.subs)
         self._release_pushes()
@@ -617,7 +615,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
             sub._client_ready(conn)
         end = await conn.closed
         self._conn = None
-        self._cancel_refresh()
+        self._refresh.cancel()
         if end.by_client:
             return None
         if not end.reconnect:
@@ -668,14 +666,12 @@ class Client(Stateful[ClientState, ClientTrigger]):
 
     # ------------------------------------------------------------ token refresh
 
-    def _schedule_refresh(self, conn: Connection, delay: float) -> None:
+    def _expires_in(self, conn: Connection, ttl: int) -> None:
         if self._get_token is None:
             return  # the server closes the connection when it expires; nothing to do
-        loop = asyncio.get_running_loop()
-        self._refresh = loop.call_later(delay, self._start_refresh, conn)
+        self._refresh.expires_in(ttl, lambda: self._start_refresh(conn))
 
     def _start_refresh(self, conn: Connection) -> None:
-        self._refresh = None
         self._keep(asyncio.get_running_loop().create_task(self._refresh_token(conn)))
 
     async def _refresh_token(self, conn: Connection) -> None:
@@ -698,22 +694,15 @@ class Client(Stateful[ClientState, ClientTrigger]):
             if not connection_gone(exc):
                 self._refresh_failed(conn, exc)
             return
-        self._refresh_failures = 0
         result = reply.refresh
         if result is not None and result.expires and not conn.is_closed:
-            self._schedule_refresh(conn, max(result.ttl, 1))
+            self._expires_in(conn, result.ttl)
 
     def _refresh_failed(self, conn: Connection, error: BaseException) -> None:
         """Tell the application, and try again after a delay that grows with each failure."""
         self._on_error.emit(ErrorEvent("", error))
         if not conn.is_closed:
-            self._schedule_refresh(conn, self.backoff.delay(self._refresh_failures))
-            self._refresh_failures += 1
-
-    def _cancel_refresh(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
-            self._refresh = None
+            self._refresh.failed(self.backoff, lambda: self._start_refresh(conn))
 
 
 def _is_terminal(exc: BaseException, *, can_refresh: bool) -> bool:

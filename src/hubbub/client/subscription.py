@@ -39,6 +39,7 @@ from hubbub.client.events import (
     SubscriptionEvent,
     UnsubscribedEvent,
 )
+from hubbub.client.refresh_timer import RefreshTimer
 from hubbub.client.retry import connection_gone, refused
 from hubbub.client.state import (
     SUBSCRIPTION_TRANSITIONS,
@@ -130,9 +131,7 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         """Counts subscribe commands; a reply to any but the latest is ignored."""
         self._retry: asyncio.TimerHandle | None = None
         self._retries = 0
-        self._refresh: asyncio.TimerHandle | None = None
-        self._refresh_failures = 0
-        """Token refreshes that failed in a row (for the back-off)."""
+        self._refresh = RefreshTimer()
         self._buffer: deque[SubscriptionEvent] = deque()
         self._buffer_size = buffer_size
         self._overflowing = False
@@ -412,21 +411,17 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
             self._epoch = result.epoch
             self._offset = max(self._offset, result.offset)
         if result.expires:
-            self._refresh_failures = 0
-            self._schedule_refresh(conn, max(result.ttl, 1))
+            self._expires_in(conn, result.ttl)
 
     # ------------------------------------------------------------ token refresh
 
-    def _schedule_refresh(self, conn: Connection, delay: float) -> None:
-        """Refresh the subscription token after ``delay`` seconds, before it runs out."""
-        self._cancel_refresh()
+    def _expires_in(self, conn: Connection, ttl: int) -> None:
+        """Refresh the subscription token before it runs out in ``ttl`` seconds."""
         if self._get_token is None:
             return  # the server unsubscribes it (2501) when it expires; we resubscribe then
-        loop = asyncio.get_running_loop()
-        self._refresh = loop.call_later(delay, self._start_refresh, conn)
+        self._refresh.expires_in(ttl, lambda: self._start_refresh(conn))
 
     def _start_refresh(self, conn: Connection) -> None:
-        self._refresh = None
         if self.state is _State.SUBSCRIBED and self._conn is conn:
             task = asyncio.get_running_loop().create_task(self._refresh_token(conn))
             self._client._keep(task)
@@ -457,25 +452,18 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
             return
         if not self._still_subscribed(conn, attempt):
             return
-        self._refresh_failures = 0
         result = reply.sub_refresh
         if result is not None and result.expires:
-            self._schedule_refresh(conn, max(result.ttl, 1))
+            self._expires_in(conn, result.ttl)
 
     def _refresh_failed(self, conn: Connection, error: BaseException) -> None:
         """Tell the application, and try again after a delay that grows with each failure."""
         self._on_error.emit(ErrorEvent(self.channel, error))
-        self._schedule_refresh(conn, self._client.backoff.delay(self._refresh_failures))
-        self._refresh_failures += 1
+        self._refresh.failed(self._client.backoff, lambda: self._start_refresh(conn))
 
     def _still_subscribed(self, conn: Connection, attempt: int) -> bool:
         """Is the subscription whose token is being refreshed still the current one?"""
         return self.state is _State.SUBSCRIBED and self._conn is conn and self._attempt == attempt
-
-    def _cancel_refresh(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
-            self._refresh = None
 
     # ----------------------------------------------------------------- delivery
 
@@ -586,7 +574,7 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
 
     def _on_transition(self, event: SubscriptionStateChanged) -> None:
         if event.new is not _State.SUBSCRIBED:
-            self._cancel_refresh()  # a token for a subscription we no longer hold
+            self._refresh.cancel()  # a token for a subscription we no longer hold
         super()._on_transition(event)
         if event.new is _State.UNSUBSCRIBED:
             self._arrived.set()
