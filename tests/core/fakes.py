@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from hubbub.codecs.base import Codec
 from hubbub.codecs.json import JsonCodec
 from hubbub.core.node import Node
 from hubbub.core.session import Session
+from hubbub.engines.memory import MemoryBroker, MemoryPresenceStore
+from hubbub.errors import EngineError
 from hubbub.protocol.codes import Disconnect
-from hubbub.protocol.messages import Reply
+from hubbub.protocol.messages import ClientInfo, Reply
 
 CODEC = JsonCodec()
 
@@ -103,6 +106,79 @@ class Gate:
         """Called from inside the code under test: signal arrival, then block."""
         self.reached.set()
         await self.opened.wait()
+
+
+class GatedBroker(MemoryBroker):
+    """A memory broker whose subscribes can wait at ``gate`` or fail, and whose join
+    publishes can wait at ``join_gate``, as a remote broker's round trips would; it
+    records the channels it delivers to this node now (``live``)."""
+
+    def __init__(self, *, hold_all: bool = False) -> None:
+        super().__init__()
+        self.gate = Gate()
+        self.hold_all = hold_all
+        """Every subscribe waits at ``gate``."""
+        self.hold: set[str] = set()
+        """Subscribes naming one of these channels wait at ``gate``."""
+        self.fail: set[str] = set()
+        """Subscribes naming one of these channels fail (after the gate)."""
+        self.fail_once = False
+        """The next subscribe fails, whatever it names."""
+        self.join_gate: Gate | None = None
+        self.live: set[str] = set()
+        self.calls = 0
+        """Subscribe calls so far."""
+
+    async def publish_join(self, channel: str, info: ClientInfo) -> None:
+        await super().publish_join(channel, info)  # delivered; the reply takes a while
+        if self.join_gate is not None:
+            await self.join_gate.wait()
+
+    async def subscribe(self, channels: Sequence[str]) -> None:
+        self.calls += 1
+        if self.hold_all or self.hold.intersection(channels):
+            await self.gate.wait()
+        if self.fail.intersection(channels) or self.fail_once:
+            self.fail_once = False
+            raise EngineError("broker away")
+        await super().subscribe(channels)
+        self.live.update(channels)
+
+    async def unsubscribe(self, channels: Sequence[str]) -> None:
+        await super().unsubscribe(channels)
+        self.live.difference_update(channels)
+
+
+class GatedPresence(MemoryPresenceStore):
+    """A memory presence store whose adds can wait at ``add_gate`` and whose removes
+    can wait at ``remove_gate``, as a remote store's round trips would (or forever, as
+    one behind a network path that died)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_gate = Gate()
+        self.hold_adds = False
+        """Every add waits at ``add_gate``."""
+        self.hold_next_add = False
+        """The next add waits at ``add_gate``; later ones pass."""
+        self.adds_waiting = 0
+        """Adds waiting at ``add_gate`` now."""
+        self.remove_gate: Gate | None = None
+
+    async def add(self, channel: str, client_id: str, info: ClientInfo, ttl: float) -> None:
+        if self.hold_adds or self.hold_next_add:
+            self.hold_next_add = False
+            self.adds_waiting += 1
+            try:
+                await self.add_gate.wait()
+            finally:
+                self.adds_waiting -= 1
+        await super().add(channel, client_id, info, ttl)
+
+    async def remove(self, channel: str, client_id: str) -> None:
+        if self.remove_gate is not None:
+            await self.remove_gate.wait()
+        await super().remove(channel, client_id)
 
 
 def pubs_of(replies: list[Reply], channel: str) -> list[int]:

@@ -8,93 +8,37 @@ entries, the broker's subscriptions, presence entries, and what the others were 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import pytest
 from conftest import chat_settings
 
 from hubbub.core.hooks import Allow, ClientContext, Credentials, Hooks
 from hubbub.core.node import Node
-from hubbub.engines.memory import MemoryBroker, MemoryPresenceStore
-from hubbub.errors import EngineError
 from hubbub.protocol import codes
 from hubbub.protocol.messages import (
-    ClientInfo,
     ConnectRequest,
     Reply,
     SubRefreshRequest,
     SubscribeRequest,
 )
 
-from .fakes import Client, Gate, connected, drain, pubs_of, turns
+from .fakes import Client, Gate, GatedBroker, GatedPresence, connected, drain, pubs_of, turns
 
 ROOM = "chat:room"
 A, B = "chat:a", "chat:b"
 
 
-class _Broker(MemoryBroker):
-    """A memory broker that records what it delivers to this node, and can hold or fail
-    the subscribe of chosen channels."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = Gate()
-        self.hold: set[str] = set()
-        self.fail: set[str] = set()
-        self.fail_once = False
-        self.live: set[str] = set()
-        self.join_gate: Gate | None = None
-
-    async def publish_join(self, channel: str, info: ClientInfo) -> None:
-        await super().publish_join(channel, info)  # delivered; the reply takes a while
-        if self.join_gate is not None:
-            await self.join_gate.wait()
-
-    async def subscribe(self, channels: Sequence[str]) -> None:
-        if self.hold.intersection(channels):
-            await self.gate.wait()
-        if self.fail.intersection(channels) or self.fail_once:
-            self.fail_once = False
-            raise EngineError("broker away")
-        await super().subscribe(channels)
-        self.live.update(channels)
-
-    async def unsubscribe(self, channels: Sequence[str]) -> None:
-        await super().unsubscribe(channels)
-        self.live.difference_update(channels)
-
-
-class _Presence(MemoryPresenceStore):
-    """A memory presence store whose next add, or removes, can be held at gates."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = Gate()
-        self.hold_next_add = False
-        self.remove_gate: Gate | None = None
-
-    async def remove(self, channel: str, client_id: str) -> None:
-        if self.remove_gate is not None:
-            await self.remove_gate.wait()
-        await super().remove(channel, client_id)
-
-    async def add(self, channel: str, client_id: str, info: ClientInfo, ttl: float) -> None:
-        if self.hold_next_add:
-            self.hold_next_add = False
-            await self.gate.wait()
-        await super().add(channel, client_id, info, ttl)
-
-
 @pytest.fixture
-async def parts() -> AsyncIterator[tuple[Node, _Broker, _Presence]]:
-    broker, presence = _Broker(), _Presence()
+async def parts() -> AsyncIterator[tuple[Node, GatedBroker, GatedPresence]]:
+    broker, presence = GatedBroker(), GatedPresence()
     node = Node(chat_settings(), broker=broker, presence=presence)
     await node.start()
     try:
         yield node, broker, presence
     finally:
         broker.gate.opened.set()
-        presence.gate.opened.set()
+        presence.add_gate.opened.set()
         await node.shutdown(0)
 
 
@@ -110,7 +54,7 @@ def _pushes(replies: list[Reply], kind: str) -> list[str]:
 
 
 async def test_unsubscribe_then_subscribe_again_keeps_the_new_subscription(
-    parts: tuple[Node, _Broker, _Presence],
+    parts: tuple[Node, GatedBroker, GatedPresence],
 ) -> None:
     """An application moving a user (unsubscribe, then subscribe at once): the release of
     the old subscription, which runs later, must not undo the new one's broker
@@ -136,7 +80,7 @@ async def test_unsubscribe_then_subscribe_again_keeps_the_new_subscription(
 
 
 async def test_a_failed_broker_subscribe_does_not_leave_later_subscribers_deaf(
-    parts: tuple[Node, _Broker, _Presence],
+    parts: tuple[Node, GatedBroker, GatedPresence],
 ) -> None:
     """The first subscriber's broker subscribe fails while a second waits for it; both
     are answered 100, and a third arriving any time after gets a working subscription."""
@@ -163,7 +107,7 @@ async def test_a_failed_broker_subscribe_does_not_leave_later_subscribers_deaf(
 
 
 async def test_one_clients_close_does_not_fail_anothers_subscribe(
-    parts: tuple[Node, _Broker, _Presence],
+    parts: tuple[Node, GatedBroker, GatedPresence],
 ) -> None:
     """The broker subscribe is the node's, not the first subscriber's: the first closing
     while it is in flight neither cancels it nor fails the second one waiting for it."""
@@ -185,7 +129,7 @@ async def test_one_clients_close_does_not_fail_anothers_subscribe(
 
 @pytest.mark.parametrize("lost", [False, True], ids=["close", "close-then-lost"])
 async def test_a_cancelled_subscribe_releases_once_even_when_cancelled_twice(
-    parts: tuple[Node, _Broker, _Presence], lost: bool
+    parts: tuple[Node, GatedBroker, GatedPresence], lost: bool
 ) -> None:
     """Closed after its join went out, a subscribe undoes itself once: the entry goes
     and the others see one leave. The close's own release must not double it, and the
@@ -214,7 +158,7 @@ async def test_a_cancelled_subscribe_releases_once_even_when_cancelled_twice(
 
 
 async def test_a_hook_that_disconnects_the_client_leaves_no_subscription(
-    parts: tuple[Node, _Broker, _Presence],
+    parts: tuple[Node, GatedBroker, GatedPresence],
 ) -> None:
     """A subscribe hook closing its own client (a ban check) runs inside the command,
     which close() cannot cancel: the subscribe must still end with nothing held."""
@@ -243,7 +187,7 @@ def _granting(*channels: str) -> Hooks:
 
 
 async def test_a_failed_connect_releases_the_server_side_channels_set_up_so_far(
-    parts: tuple[Node, _Broker, _Presence],
+    parts: tuple[Node, GatedBroker, GatedPresence],
 ) -> None:
     """The second granted channel's broker subscribe fails the connect (100): the first
     one, already set up, is released with it, and the others see its join undone."""
@@ -265,7 +209,7 @@ async def test_a_failed_connect_releases_the_server_side_channels_set_up_so_far(
 
 
 async def test_the_connect_reply_leaves_out_a_channel_unsubscribed_meanwhile(
-    parts: tuple[Node, _Broker, _Presence],
+    parts: tuple[Node, GatedBroker, GatedPresence],
 ) -> None:
     """The application unsubscribes the first granted channel while the second is set
     up: the connect reply does not claim the first, which the server no longer holds."""
@@ -285,7 +229,7 @@ async def test_the_connect_reply_leaves_out_a_channel_unsubscribed_meanwhile(
 
 
 async def test_presence_refresh_brings_back_no_released_entry(
-    parts: tuple[Node, _Broker, _Presence],
+    parts: tuple[Node, GatedBroker, GatedPresence],
 ) -> None:
     """The periodic refresh awaits the store entry by entry: a session that closed
     meanwhile gets none of its entries back."""
@@ -295,17 +239,17 @@ async def test_presence_refresh_brings_back_no_released_entry(
         assert (await client.call("subscribe", {"channel": channel})).subscribe is not None
     presence.hold_next_add = True
     refresh = asyncio.ensure_future(node._refresh_presence())
-    await presence.gate.reached.wait()  # refreshing A
+    await presence.add_gate.reached.wait()  # refreshing A
     client.session.connection_lost()
     await turns(10)
-    presence.gate.opened.set()
+    presence.add_gate.opened.set()
     await refresh
     for channel in (A, B):
         assert client.session.client_id not in await presence.presence(channel)
 
 
 async def test_presence_refresh_skips_a_subscription_still_being_set_up(
-    parts: tuple[Node, _Broker, _Presence],
+    parts: tuple[Node, GatedBroker, GatedPresence],
 ) -> None:
     """A refresh while a subscribe awaits the broker adds nothing for it: the subscribe
     then fails, and no entry is left for a subscription that never was."""
@@ -322,7 +266,7 @@ async def test_presence_refresh_skips_a_subscription_still_being_set_up(
 
 
 async def test_sub_refresh_answers_an_error_when_the_subscription_ended_meanwhile(
-    parts: tuple[Node, _Broker, _Presence],
+    parts: tuple[Node, GatedBroker, GatedPresence],
 ) -> None:
     """The server unsubscribes while the sub_refresh hook runs: no success reply with a
     new ttl for a subscription the server no longer has."""
@@ -356,7 +300,7 @@ async def test_an_eager_task_factory_does_not_stall_broker_subscriptions() -> No
         pytest.skip("asyncio.eager_task_factory needs Python 3.12+")
     loop = asyncio.get_running_loop()
     loop.set_task_factory(asyncio.eager_task_factory)
-    broker = _Broker()
+    broker = GatedBroker()
     node = Node(chat_settings(), broker=broker)
     await node.start()
     try:

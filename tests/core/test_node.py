@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import pytest
 from conftest import chat_settings, eventually
 
 from hubbub.core.node import Node
 from hubbub.core.session import Session, Subscription
-from hubbub.engines.memory import MemoryBroker, MemoryPresenceStore
+from hubbub.engines.memory import MemoryBroker
 from hubbub.errors import EngineError, ReplyError
 from hubbub.protocol import codes
 from hubbub.protocol.codes import UnsubscribeCode
 from hubbub.protocol.messages import (
-    ClientInfo,
     Publication,
     StreamPosition,
     SubscribeResult,
     raw,
 )
 
-from .fakes import CODEC, Client, Gate, connected, drain, pubs_of, turns
+from .fakes import CODEC, Client, Gate, GatedBroker, GatedPresence, connected, drain, pubs_of, turns
 
 ROOM = "chat:room"
 
@@ -46,31 +45,10 @@ async def subscribed(node: Node, channel: str = ROOM) -> Client:
     return client
 
 
-class _GatedSubscribe(MemoryBroker):
-    """A memory broker whose subscribe() waits at a gate, as a remote broker's would."""
-
-    def __init__(self, gate: Gate) -> None:
-        super().__init__()
-        self.gate = gate
-        self.calls = 0
-        self.live: set[str] = set()
-        """Channels the broker delivers to this node now."""
-
-    async def subscribe(self, channels: Sequence[str]) -> None:
-        self.calls += 1
-        await self.gate.wait()
-        await super().subscribe(channels)
-        self.live.update(channels)
-
-    async def unsubscribe(self, channels: Sequence[str]) -> None:
-        await super().unsubscribe(channels)
-        self.live.difference_update(channels)
-
-
 @pytest.fixture
-async def gated() -> AsyncIterator[tuple[Node, _GatedSubscribe]]:
+async def gated() -> AsyncIterator[tuple[Node, GatedBroker]]:
     """A started node whose broker subscriptions wait at the broker's gate."""
-    broker = _GatedSubscribe(Gate())
+    broker = GatedBroker(hold_all=True)
     node = Node(chat_settings(), broker=broker)
     await node.start()
     try:
@@ -80,7 +58,7 @@ async def gated() -> AsyncIterator[tuple[Node, _GatedSubscribe]]:
         await node.shutdown(0)
 
 
-async def server_subscribing(node: Node, broker: _GatedSubscribe) -> Client:
+async def server_subscribing(node: Node, broker: GatedBroker) -> Client:
     """A connected client that Node.subscribe is subscribing, held at the broker's gate."""
     client = await connected(node)
     client.conn.take()
@@ -364,7 +342,7 @@ async def test_server_subscribe_finds_the_client_subscribed_already(node: Node) 
 
 
 async def test_server_subscribe_undone_meanwhile_sends_nothing(
-    gated: tuple[Node, _GatedSubscribe],
+    gated: tuple[Node, GatedBroker],
 ) -> None:
     """A server unsubscribe while the broker subscription is in flight wins: the client
     gets the Unsubscribe push and no Subscribe push after it, and nothing is held."""
@@ -384,7 +362,7 @@ async def test_server_subscribe_undone_meanwhile_sends_nothing(
     [(UnsubscribeCode.SERVER, (103, False)), (UnsubscribeCode.INSUFFICIENT_STATE, (100, True))],
 )
 async def test_client_subscribe_overtaken_by_a_server_unsubscribe(
-    gated: tuple[Node, _GatedSubscribe], code: UnsubscribeCode, answer: tuple[int, bool]
+    gated: tuple[Node, GatedBroker], code: UnsubscribeCode, answer: tuple[int, bool]
 ) -> None:
     """A server unsubscribe while the client's own subscribe awaits the broker wins: the
     Unsubscribe push, then an error reply (temporary when the code asks the client to
@@ -407,18 +385,6 @@ async def test_client_subscribe_overtaken_by_a_server_unsubscribe(
     assert await node.presence.presence(ROOM) == {}
 
 
-class _GatedPresenceAdd(MemoryPresenceStore):
-    """A memory presence store whose add() waits at a gate, as a remote store's would."""
-
-    def __init__(self, gate: Gate) -> None:
-        super().__init__()
-        self.gate = gate
-
-    async def add(self, channel: str, client_id: str, info: ClientInfo, ttl: float) -> None:
-        await self.gate.wait()
-        await super().add(channel, client_id, info, ttl)
-
-
 @pytest.mark.parametrize("then_close", [False, True])
 async def test_server_unsubscribe_during_the_presence_add_leaves_no_trace(
     then_close: bool,
@@ -426,8 +392,9 @@ async def test_server_unsubscribe_during_the_presence_add_leaves_no_trace(
     """Unsubscribed while its presence entry is being added, a subscribe ends with no
     entry left, and the others see neither a join nor a leave for it; closing the
     session meanwhile (the command is cancelled) releases it once, the same way."""
-    gate = Gate()
-    presence = _GatedPresenceAdd(gate)
+    presence = GatedPresence()
+    presence.hold_adds = True
+    gate = presence.add_gate
     node = Node(chat_settings(), presence=presence)
     await node.start()
     try:
@@ -478,7 +445,7 @@ async def test_server_subscribe_refuses_what_no_client_may_have(node: Node) -> N
 
 
 async def test_server_subscribe_stops_when_the_session_closes_midway(
-    gated: tuple[Node, _GatedSubscribe],
+    gated: tuple[Node, GatedBroker],
 ) -> None:
     """Closing while the broker subscription is in flight cancels it like a command:
     no Subscribe push, no subscriber left, and the broker never ends up subscribed
@@ -525,7 +492,7 @@ async def test_connection_lost_mid_subscribe_leaves_no_subscription(
 
 
 async def test_second_subscriber_waits_for_the_first_ones_broker_subscription(
-    gated: tuple[Node, _GatedSubscribe],
+    gated: tuple[Node, GatedBroker],
 ) -> None:
     """While the broker subscription of a channel is in flight, a second subscriber of it
     gets no reply either: its history read must not come before delivery is set up."""
@@ -584,33 +551,17 @@ async def test_a_gap_unsubscribes_own_subscriptions_2500_and_closes_server_side_
     assert node.hub.subscribers(ROOM) == 0
 
 
-class _HangingPresence(MemoryPresenceStore):
-    """A presence store whose adds stop answering once ``hang`` is set, as one behind a
-    network path that died."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hang = False
-        self.stuck = 0
-
-    async def add(self, channel: str, client_id: str, info: ClientInfo, ttl: float) -> None:
-        if self.hang:
-            self.stuck += 1
-            await asyncio.Event().wait()
-        await super().add(channel, client_id, info, ttl)
-
-
 async def test_a_hanging_presence_refresh_does_not_hold_up_the_stale_sweep() -> None:
     """The stale sweep closes a connection that never sent connect while a presence
     refresh is stuck on the store."""
-    presence = _HangingPresence()
+    presence = GatedPresence()  # its add_gate never opens: a store that stopped answering
     settings = chat_settings(**{"client.stale_timeout": 0.05, "client.presence_ttl": 0.3})
     node = Node(settings, presence=presence)
     await node.start()
     try:
         await subscribed(node)
-        presence.hang = True
-        await eventually(lambda: presence.stuck)  # a refresh is stuck on the store now
+        presence.hold_adds = True
+        await eventually(lambda: presence.adds_waiting)  # a refresh is stuck on the store now
         silent = Client(node)  # never sends connect
         await eventually(lambda: silent.conn.closes)
         assert silent.conn.closes == [codes.STALE]
@@ -618,34 +569,23 @@ async def test_a_hanging_presence_refresh_does_not_hold_up_the_stale_sweep() -> 
         await node.shutdown(0)
 
 
-class _SlowRemove(MemoryPresenceStore):
-    """A presence store whose removes wait at a gate, as a remote store's round trip."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = Gate()
-
-    async def remove(self, channel: str, client_id: str) -> None:
-        await self.gate.wait()
-        await super().remove(channel, client_id)
-
-
 async def test_shutdown_waits_for_the_channel_releases_before_closing_engines() -> None:
     """Closing every client starts their channel releases (presence removal, leave);
     shutdown waits for them, within its timeout, before it closes the engines: else a
     slow store would keep the entries until their TTL."""
-    presence = _SlowRemove()
+    presence = GatedPresence()
+    presence.remove_gate = gate = Gate()
     node = Node(chat_settings(), presence=presence)
     await node.start()
     client = await subscribed(node)
     client_id = client.session.client_id
     shutdown = asyncio.ensure_future(node.shutdown(5))
     try:
-        await presence.gate.reached.wait()
+        await gate.reached.wait()
         client.session.connection_lost()  # the socket goes, as the transport would report
         await asyncio.sleep(0.1)  # time for shutdown to pass its wait for open sockets
         assert not shutdown.done()  # still waiting for the removal
     finally:
-        presence.gate.opened.set()
+        gate.opened.set()
         await shutdown
     assert client_id not in await presence.presence(ROOM)
