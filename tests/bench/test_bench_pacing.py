@@ -48,7 +48,7 @@ async def paced_window(stall: float) -> tuple[Any, ...]:
     worker = Worker(0, cfg, [], pipe=cast(Any, pipe))
     wire = FakeWire()
     conn = Conn(0, "pub", publish_to="bench:fanout")
-    publisher = SimpleNamespace(conn=conn, closing=False, wire=wire)
+    publisher = SimpleNamespace(conn=conn, closing=False, gone=False, wire=wire)
     worker.listeners = [cast(BenchListener, publisher)]
 
     async def staller() -> None:

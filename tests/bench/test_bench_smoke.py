@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import eventually
+from faultproxy import FaultProxy
 
 from hubbub.bench import results
 
@@ -92,3 +95,34 @@ def test_localhost_with_source_addresses(server: tuple[int, int], tmp_path: Path
     result = results.read(out)
     assert result.params["source_addresses"] == ["127.0.0.2", "127.0.0.3"]
     assert result.connect is not None and result.connect.connected == 4
+
+
+async def test_connections_the_server_ended_are_opened_again_for_the_next_step(
+    server: tuple[int, int], tmp_path: Path
+) -> None:
+    """Every connection is cut during the run (a server that kicked its clients, or
+    restarted): the next step opens them again and delivers everything, instead of
+    running every later step with the publisher gone."""
+    port, _ = server
+    out = tmp_path / "fanout.json"
+    async with FaultProxy(port) as proxy:
+        bench = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hubbub.bench", "fanout", "-n", "5", "--rate", "50",
+            "--step-factor", "1.2", "--max-steps", "3", "--duration", "1", "--warmup", "0",
+            "--drain", "3", "--no-half-rate", "--url", proxy.url("ws"),
+            "--json", str(out), "--deadline", "40",
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await eventually(lambda: proxy.connections == 6)
+            await proxy.cut()
+            _, stderr = await asyncio.wait_for(bench.communicate(), 50)
+        finally:
+            if bench.returncode is None:
+                bench.kill()
+    assert bench.returncode == 0, stderr.decode()
+    result = results.read(out)
+    assert any("6 connections the server had ended were opened again" in n for n in result.notes)
+    last = result.steps[-1]
+    assert last.lost_connections == 0
+    assert last.sent > 0 and last.delivered_total == last.expected == 5 * last.sent

@@ -143,6 +143,35 @@ def test_centrifuge_publish_and_rpc_commands() -> None:
     assert rpc.id == 12 and rpc.rpc is not None and rpc.rpc.method == "echo"
 
 
+@pytest.mark.parametrize("codec_name", ["json", "protobuf"])
+@pytest.mark.parametrize("method", ["publish", "echo"])
+def test_a_burst_of_commands_is_cut_into_frames_the_server_takes(
+    codec_name: str, method: str
+) -> None:
+    """A pacer catching up sends thousands of commands at once: every frame stays within
+    the server's default message limit, and the commands arrive whole and in order."""
+    codec = default_registry().get(codec_name)
+    sent: list[bytes] = []
+    wire = CentrifugeWire(codec, Counters(), "", sent.append)
+    bodies = [payload.make(n, 128) for n in range(3_000)]  # ~450 KB of commands
+    if method == "publish":
+        wire.publish("bench:fanout", bodies)
+    else:
+        wire.echo(bodies)
+    assert len(sent) > 1
+    assert max(len(frame) for frame in sent) <= wire_module.MAX_FRAME_BYTES
+    commands = [command for frame in sent for command in codec.decode(frame, Command)]
+    assert [c.id for c in commands] == list(range(10, 10 + len(bodies)))
+    requests = [c.publish if method == "publish" else c.rpc for c in commands]
+    assert [bytes(r.data) for r in requests if r is not None] == bodies
+
+
+def test_a_command_larger_than_a_frame_goes_alone() -> None:
+    runs = list(wire_module.frames_of([b"a" * 10, b"b" * 100, b"c" * 10], limit=50))
+    assert runs == [[b"a" * 10], [b"b" * 100], [b"c" * 10]]
+    assert list(wire_module.frames_of([])) == []
+
+
 def test_plain_wire() -> None:
     """S<channel> → OK; P<channel>\\n<payload> out; stamped frames counted."""
     sent: list[bytes] = []

@@ -412,6 +412,11 @@ class Runner:
         sent = sum(w[0] for w in windows.values())
         delivered = sum(w[1] for w in windows.values())
         lost = sum(w[2] for w in windows.values())
+        reopened = sum(w[6] for w in windows.values())
+        if reopened:
+            self.notes.append(
+                f"{label}: {reopened} connections the server had ended were opened again first"
+            )
         generator_cpu = sum(w[4] for w in windows.values())
         delivered_total = sum(c[0] - windows[i][3] for i, c in collected.items())
         latency = stats.summarize(stats.merge(c[1] for c in collected.values()))

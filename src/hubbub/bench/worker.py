@@ -76,6 +76,8 @@ class BenchListener(WSListener):
         self.transport: WSTransport | None = None
         self.settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closing = False
+        self.gone = False
+        """The server (or the network) ended the connection; the next window reopens it."""
         self.echoes = conn.role == "echo"
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -107,6 +109,7 @@ class BenchListener(WSListener):
             self.settled.set_exception(ConnectionError(self.wire.failure or "disconnected"))
         if not self.closing:
             self.worker.lost += 1
+            self.gone = True
 
     def _settle(self) -> None:
         if self.wire.ready:
@@ -268,7 +271,18 @@ class Worker:
 
     # ------------------------------------------------------------------- windows
 
+    async def _reopen_gone(self) -> int:
+        """Open again the connections the server ended since the last window, so each
+        window runs on the whole set: a step that lost its publisher would otherwise
+        leave every later step, and the half-rate one, silent. Returns how many."""
+        gone = [listener for listener in self.listeners if listener.gone]
+        if gone:
+            self.listeners = [listener for listener in self.listeners if not listener.gone]
+            await asyncio.gather(*(self._open(listener.conn) for listener in gone))
+        return len(gone)
+
     async def _window(self, rate: float, seconds: float, record: bool) -> None:
+        reopened = await self._reopen_gone()
         counters = self.counters
         counters.clear_latencies()
         counters.recording = record
@@ -289,6 +303,7 @@ class Worker:
             delivered0,
             time.process_time() - cpu0,
             stats.encode_values(self.pace_late_us),  # b"" when nothing was paced
+            reopened,
         )
 
     def _payloads(self, count: int, stamp: int | None = None) -> list[bytes]:
