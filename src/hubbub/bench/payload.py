@@ -29,11 +29,6 @@ def make(seq: int, size: int, stamp_ns: int | None = None) -> bytes:
     return head + (_PAD[:pad] if pad <= len(_PAD) else b"x" * pad) + b'"}'
 
 
-def stamps(frame: bytes) -> list[bytes]:
-    """The send times (decimal digits) of every payload in ``frame``."""
-    return STAMP.findall(frame)
-
-
 def latencies_us(frame: bytes, now_ns: int) -> list[int]:
     """Microseconds from each payload's send time to ``now_ns``."""
     return [(now_ns - int(s)) // 1000 for s in STAMP.findall(frame)]
