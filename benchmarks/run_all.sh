@@ -20,7 +20,7 @@ $PY benchmarks/compare.py connect --name engines-connect --baseline hubbub \
 
 $PY benchmarks/multinode.py
 $PY benchmarks/compare.py fanout --name fanout-100subs --targets hubbub,picows -- \
-    --subscribers 100 --max-steps 18
+    --subscribers 100 --max-steps 20
 $PY benchmarks/write_floor.py --subscribers 10,100,300,1000 --rounds 40
 # The same with the receivers' TCP work steered to their own core (root only).
 $PY benchmarks/write_floor.py --subscribers 10,100,300,1000 --rounds 40 --steer-receive 1 \
