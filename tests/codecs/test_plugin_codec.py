@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from hubbub.codecs.msgpack import MsgpackCodec
-from hubbub.codecs.registry import ENTRY_POINT_GROUP, default_registry
+from hubbub.codecs.registry import ENTRY_POINT_GROUP, UnknownCodecError, default_registry
 from hubbub.protocol.varint import encode_uvarint
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -75,6 +75,15 @@ def test_msgpack_loads_through_the_entry_point(
     registry = default_registry()
     assert isinstance(registry.get("msgpack"), MsgpackCodec)
     assert registry.by_subprotocol("hubbub-msgpack") is registry.get("msgpack")
+
+
+def test_an_unknown_name_says_what_is_known_without_quotes() -> None:
+    """Callers catch a KeyError; people read the message as it is, not repr'd."""
+    with pytest.raises(KeyError) as raised:
+        default_registry().get("xml")
+    assert isinstance(raised.value, UnknownCodecError)
+    message = str(raised.value)
+    assert message.startswith("unknown codec 'xml' (known: ") and "json, " in message
 
 
 def test_broken_entry_point_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

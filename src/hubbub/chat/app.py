@@ -48,6 +48,7 @@ from hubbub.client import (
     SubscriptionEvent,
     UnsubscribedEvent,
 )
+from hubbub.codecs.registry import UnknownCodecError
 from hubbub.errors import HubbubError, ReplyError
 
 CLIENT_NAME = "hubbub-chat"
@@ -81,9 +82,8 @@ def run_chat(
         return EXIT_USAGE
     try:
         chat = Chat(url, name, codec)
-    except (ValueError, KeyError) as exc:  # a bad URL scheme, an unknown codec
-        reason = exc.args[0] if exc.args else exc  # str(KeyError) would quote it
-        print(f"hubbub chat: {reason}", file=sys.stderr)
+    except (ValueError, UnknownCodecError) as exc:  # a bad URL scheme, an unknown codec
+        print(f"hubbub chat: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         return asyncio.run(chat.run(channel.strip(), connect_timeout))

@@ -18,7 +18,7 @@ def resolve_codec(codec: str | Codec) -> Codec:
     """The codec named ``codec`` (``json``, ``protobuf``, ``msgpack``, ...), or ``codec`` itself.
 
     Raises:
-        KeyError: no codec of that name is installed.
+        UnknownCodecError: no codec of that name is installed (a ``KeyError``).
     """
     if isinstance(codec, str):
         return _registry().get(codec)

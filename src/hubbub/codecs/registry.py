@@ -12,6 +12,14 @@ ENTRY_POINT_GROUP = "hubbub.codecs"
 _log = structlog.get_logger(__name__)
 
 
+class UnknownCodecError(KeyError):
+    """No codec of that name is registered. A ``KeyError`` for callers that look names up,
+    but printed as its message: ``str(KeyError(...))`` would quote it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class CodecRegistry:
     """Codecs by name and by WebSocket subprotocol."""
 
@@ -28,7 +36,7 @@ class CodecRegistry:
             return self._by_name[name]
         except KeyError:
             known = ", ".join(sorted(self._by_name))
-            raise KeyError(f"unknown codec {name!r} (known: {known})") from None
+            raise UnknownCodecError(f"unknown codec {name!r} (known: {known})") from None
 
     def by_subprotocol(self, subprotocol: str) -> Codec | None:
         for codec in self._by_name.values():
