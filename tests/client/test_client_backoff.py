@@ -63,6 +63,12 @@ def test_every_number_is_configurable() -> None:
     assert [backoff.delay(n) for n in range(5)] == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
 
 
+def test_the_wait_after_failures_in_a_row() -> None:
+    """No wait before a first attempt; after n failures, the delay of attempt n - 1."""
+    backoff = Backoff(initial=0.1, factor=2, maximum=0.5, jitter=0)
+    assert [backoff.after(n) for n in range(5)] == pytest.approx([0, 0.1, 0.2, 0.4, 0.5])
+
+
 @pytest.mark.parametrize(
     "options",
     [{"initial": 0}, {"factor": 0.5}, {"initial": 2, "maximum": 1}, {"jitter": 1.5}],

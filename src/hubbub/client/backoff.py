@@ -56,6 +56,12 @@ class Backoff:
         base = self.base(attempt)
         return base * (1.0 - self.jitter * self.rng())
 
+    def after(self, failures: int) -> float:
+        """The wait before the attempt that follows ``failures`` failed ones in a row:
+        none before a first attempt, then ``delay(0)``, ``delay(1)``, ... The one rule
+        for a client's reconnects and for a pool replacing clients that gave up."""
+        return self.delay(failures - 1) if failures > 0 else 0.0
+
     def delays(self) -> Iterator[float]:
         """The delays of attempts 0, 1, 2, ... without end."""
         attempt = 0

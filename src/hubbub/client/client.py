@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Unpack
 
@@ -531,13 +531,11 @@ class Client(Stateful[ClientState, ClientTrigger]):
                 self._terminate(exc, code=int(LocalCode.CONNECT_FAILED))
 
     async def _connect_loop(self) -> None:
-        delays: Iterator[float] | None = None  # the first attempt goes at once
-        failures = 0
+        failures = 0  # connect attempts that failed in a row
+        lost = 0  # 1 once a connection was lost: even the first reconnect waits
         while True:
-            if delays is None:
-                delays = self.backoff.delays()
-            else:
-                await asyncio.sleep(next(delays))
+            if wait := self.backoff.after(lost + failures):
+                await asyncio.sleep(wait)
             try:
                 conn, result = await self._attempt()
             except Exception as exc:
@@ -561,7 +559,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
             end = await self._serve(conn, result)
             if end is None:
                 return
-            delays = self.backoff.delays()  # even the first reconnect waits a (jittered) delay
+            lost = 1
 
     async def _attempt(self) -> tuple[Connection, ConnectResult]:
         """One connect attempt: transport, then the connect command, within the timeout."""

@@ -221,7 +221,7 @@ class ClientPool(Generic[C]):
         self._streak[id(client)] = streak
         # The predecessors failed streak * max_retries attempts in a row: wait what one
         # client would wait before its next attempt, so that the back-off keeps growing.
-        delay = self.backoff.delay(streak * self.max_retries - 1) if streak else 0.0
+        delay = self.backoff.after(streak * self.max_retries)
         task = asyncio.get_running_loop().create_task(self._connect(client, delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
