@@ -1,4 +1,4 @@
-"""Fan-out across two hubbub nodes on Redis and on NATS, against one node on memory.
+"""Fan-out across two hubbub nodes (or workers) on Redis and on NATS, against one node.
 
     .venv/bin/python benchmarks/multinode.py
     .venv/bin/python benchmarks/multinode.py --targets memory-1,redis-2 -- --max-steps 6
@@ -9,7 +9,17 @@ stepped x1.6 from 8/s, p99 bound 1 s):
 
 * ``memory-1`` — one ``hubbub serve`` node, ``engine.broker = memory://`` (the baseline);
 * ``redis-2`` — two nodes, ``HUBBUB_ENGINE_BROKER=redis://127.0.0.1:6379/0?prefix=…``;
-* ``nats-2`` — two nodes, ``HUBBUB_ENGINE_BROKER=nats://127.0.0.1:4222?prefix=…``.
+* ``nats-2`` — two nodes, ``HUBBUB_ENGINE_BROKER=nats://127.0.0.1:4222?prefix=…``;
+* ``redis-w1`` / ``redis-w2`` — one ``hubbub serve --workers 1`` / ``--workers 2`` on
+  Redis: one port, the kernel spreading connections over the worker processes.
+
+``--workers 2 ≥ 1.7x one worker`` needs a core per worker plus the generator's. On two
+cores, ``--cpu-quota F`` gives every server process (each node, each worker) a cgroup of
+its own limited to F of one CPU (``cpuquota.py``), all on the server's core: one worker
+gets one budget, two get two, as one core each would give them::
+
+    .venv/bin/python benchmarks/multinode.py --targets redis-w1,redis-w2 --baseline redis-w1 \
+        --cpu-quota 0.15 --name workers-scaling -- --rate 50 --step-factor 1.25 --max-steps 20
 
 With two nodes, subscribers are dealt round-robin over both (``--url`` twice) and the
 publisher talks to the first: half the deliveries cross the broker to the other node.
@@ -53,6 +63,7 @@ from compare import (
     wait_for_port,
     wait_quiet,
 )
+from cpuquota import CpuQuota, QuotaUnavailable
 
 from hubbub.bench import report, results, system
 
@@ -60,11 +71,13 @@ HERE = Path(__file__).resolve().parent
 SCHEMA = "hubbub.bench.multinode/1"
 REDIS = "redis://127.0.0.1:6379/0"
 NATS = "nats://127.0.0.1:4222"
-TARGETS: dict[str, tuple[int, str, str]] = {
-    # name: (nodes, broker URL without prefix, description)
-    "memory-1": (1, "memory://", "1 hubbub node, memory engine (baseline)"),
-    "redis-2": (2, REDIS, "2 hubbub nodes, Redis broker (Pub/Sub)"),
-    "nats-2": (2, NATS, "2 hubbub nodes, NATS broker"),
+TARGETS: dict[str, tuple[int, int, str, str]] = {
+    # name: (nodes, --workers per node, broker URL without prefix, description)
+    "memory-1": (1, 1, "memory://", "1 hubbub node, memory engine (baseline)"),
+    "redis-2": (2, 1, REDIS, "2 hubbub nodes, Redis broker (Pub/Sub)"),
+    "nats-2": (2, 1, NATS, "2 hubbub nodes, NATS broker"),
+    "redis-w1": (1, 1, REDIS, "hubbub serve --workers 1, Redis broker"),
+    "redis-w2": (1, 2, REDIS, "hubbub serve --workers 2, Redis broker"),
 }
 
 
@@ -105,10 +118,30 @@ def service_versions() -> dict[str, str]:
     return found
 
 
+def worker_pids(node: subprocess.Popen[bytes], workers: int, timeout: float = 30.0) -> list[int]:
+    """The processes that serve a node: itself, or its ``workers`` forked children."""
+    if workers == 1:
+        return [node.pid]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = subprocess.run(
+            ["pgrep", "-P", str(node.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        if len(found) >= workers:
+            return [int(pid) for pid in found]
+        time.sleep(0.1)
+    raise RuntimeError(f"node {node.pid} did not start {workers} workers in {timeout:.0f} s")
+
+
 def run_target(
-    name: str, args: list[str], prefix: str, work: Path, deadline: float
+    name: str,
+    args: list[str],
+    prefix: str,
+    work: Path,
+    deadline: float,
+    cpu_quota: float = 0.0,
 ) -> tuple[results.Result | None, dict[str, Any]]:
-    nodes, base, describe = TARGETS[name]
+    nodes, workers, base, describe = TARGETS[name]
     server_pin, bench_pin = pinning()
     broker = broker_url(base, prefix)
     env = dict(os.environ, HUBBUB_ENGINE_BROKER=broker)
@@ -121,6 +154,7 @@ def run_target(
     }
     record["cpu_in_use_by_others_at_start"] = wait_quiet(max_wait=30.0)
     servers: list[subprocess.Popen[bytes]] = []
+    quotas: list[CpuQuota] = []
     commands: list[list[str]] = []
     ports: list[int] = []
     out = work / f"{name}.json"
@@ -133,18 +167,26 @@ def run_target(
                 *server_pin, sys.executable, "-m", "hubbub.cli", "serve",
                 "--config", str(CONFIGS / "hubbub-bench.yaml"),
                 "--port", str(port), "--internal-port", str(free_port()),
+                *(["--workers", str(workers)] if workers > 1 else []),
             ]  # fmt: skip
             servers.append(subprocess.Popen(cmd, env=env, cwd=ROOT))
             commands.append(cmd)
             ports.append(port)
         for port, server in zip(ports, servers, strict=True):
             wait_for_port(port, server)
+        pids = [pid for server in servers for pid in worker_pids(server, workers)]
+        for pid in pids if cpu_quota else []:
+            quota = CpuQuota(f"hubbub-bench-{pid}", cpu_quota)
+            quotas.append(quota)
+            quota.add(pid)
+        if quotas:
+            record["cpu_quota"] = f"{cpu_quota:g} CPU per server process ({len(quotas)})"
         time.sleep(1.0)  # let the nodes settle (and the broker subscriptions come up)
         bench_cmd = [*bench_pin, sys.executable, "-m", "hubbub.bench", "fanout"]
         for port in ports:
             bench_cmd += ["--url", f"ws://127.0.0.1:{port}"]
-        for server in servers:
-            bench_cmd += ["--server-pid", str(server.pid)]
+        for pid in pids:
+            bench_cmd += ["--server-pid", str(pid)]
         bench_cmd += [
             "--protocol", "centrifuge", "--label", name, "--deadline", str(deadline),
             "--json", str(out), *args,
@@ -163,9 +205,13 @@ def run_target(
             record["broker_service"] = service
             record["broker_cpu_s"] = round(system.cpu_seconds(spid) - cpu0, 2)
         record["nodes_alive_at_end"] = sum(1 for s in servers if s.poll() is None)
+        if quotas:
+            record["cpu_throttled"] = [quota.stats() for quota in quotas]
     finally:
         for server in servers:
             stop(server)
+        for quota in quotas:
+            quota.remove()
     return (results.read(out) if out.exists() else None), record
 
 
@@ -175,6 +221,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="multinode-fanout")
     parser.add_argument("--deadline", type=float, default=300.0, help="per target, seconds")
+    parser.add_argument("--baseline", default="memory-1", help="the target ratios divide by")
+    parser.add_argument(
+        "--cpu-quota",
+        type=float,
+        default=0.0,
+        help="limit every server process to this share of one CPU (a cgroup each; root "
+        "only): scaling with --workers on a machine without a core per worker",
+    )
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     ns = parser.parse_args(argv[:split])
@@ -183,30 +237,39 @@ def main() -> None:
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         parser.error(f"unknown targets: {', '.join(unknown)}")
+    if ns.baseline not in names:
+        parser.error(f"--baseline {ns.baseline} is not among the targets")
+    if ns.cpu_quota:
+        try:
+            CpuQuota("hubbub-bench-probe", ns.cpu_quota).remove()
+        except (QuotaUnavailable, ValueError) as exc:
+            parser.error(f"--cpu-quota: {exc}")
     args = [*PRESETS["fanout"]["args"], *extra]
     prefix = f"benchmn{secrets.token_hex(4)}"
     runs: list[results.Result] = []
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hubbub-multinode-") as tmp:
         for name in names:
-            result, record = run_target(name, args, prefix, Path(tmp), ns.deadline)
+            result, record = run_target(
+                name, args, prefix, Path(tmp), ns.deadline, cpu_quota=ns.cpu_quota
+            )
             records.append(record)
             if result is not None:
                 runs.append(result)
     if not runs:
         sys.exit("no run produced results")
     metric = PRESETS["fanout"]["metric"]
-    table, ratios = ratio_table("multinode fanout", runs, metric, True, "memory-1")
+    table, ratios = ratio_table("multinode fanout", runs, metric, True, ns.baseline)
     console.print(table)
-    # CPU ratios too (lower is better): server µs per delivery vs memory-1.
-    base = next((r for r in runs if r.label == "memory-1"), None)
+    # CPU ratios too (lower is better): server µs per delivery vs the baseline.
+    base = next((r for r in runs if r.label == ns.baseline), None)
     base_cpu = base.summary.get("server_cpu_us_per_delivery", 0.0) if base else 0.0
     cpu_ratios = {
         r.label: round(r.summary.get("server_cpu_us_per_delivery", 0.0) / base_cpu, 3)
         for r in runs
         if base_cpu
     }
-    console.print(f"server CPU per delivery ÷ memory-1: {cpu_ratios}")
+    console.print(f"server CPU per delivery ÷ {ns.baseline}: {cpu_ratios}")
     server_pin, bench_pin = pinning()
     document = {
         "schema": SCHEMA,
@@ -215,7 +278,8 @@ def main() -> None:
         "command": "python benchmarks/multinode.py " + " ".join(sys.argv[1:]),
         "machine": msgspec.to_builtins(runs[0].machine),
         "pinning": {
-            "servers": f"{' '.join(server_pin)} (every hubbub node)",
+            "servers": f"{' '.join(server_pin)} (every hubbub node)"
+            + (f", each process limited to {ns.cpu_quota:g} CPU" if ns.cpu_quota else ""),
             "generator": " ".join(bench_pin),
             "brokers": "not pinned (shared system services)",
         },
@@ -223,7 +287,7 @@ def main() -> None:
         "key_prefix": prefix,
         "metric": metric,
         "higher_is_better": True,
-        "baseline": "memory-1",
+        "baseline": ns.baseline,
         "ratios": ratios,
         "cpu_per_delivery_ratios": cpu_ratios,
         "targets": records,
@@ -231,9 +295,7 @@ def main() -> None:
     }
     ns.out.mkdir(parents=True, exist_ok=True)
     (ns.out / f"{ns.name}.json").write_text(json.dumps(document, indent=2) + "\n")
-    report.plot(
-        runs, ns.out / f"{ns.name}.png", title="fanout: 1 node memory vs 2 nodes Redis/NATS"
-    )
+    report.plot(runs, ns.out / f"{ns.name}.png", title=f"fanout: {', '.join(names)}")
     console.print(f"wrote {ns.out / f'{ns.name}.json'} and {ns.out / f'{ns.name}.png'}")
 
 

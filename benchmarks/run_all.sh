@@ -19,6 +19,10 @@ $PY benchmarks/compare.py connect --name engines-connect --baseline hubbub \
     --targets hubbub,hubbub-history,hubbub-presence
 
 $PY benchmarks/multinode.py
+# --workers 2 against --workers 1, each worker limited to 0.15 CPU (root only: cgroups).
+$PY benchmarks/multinode.py --targets redis-w1,redis-w2 --baseline redis-w1 --cpu-quota 0.15 \
+    --name workers-scaling -- --rate 50 --step-factor 1.25 --max-steps 20 \
+    || echo "workers scaling skipped"
 $PY benchmarks/compare.py fanout --name fanout-100subs --targets hubbub,picows -- \
     --subscribers 100 --max-steps 20
 $PY benchmarks/write_floor.py --subscribers 10,100,300,1000 --rounds 40
