@@ -158,7 +158,7 @@ def run_target(
     commands: list[list[str]] = []
     ports: list[int] = []
     out = work / f"{name}.json"
-    service = {"redis-2": "redis-server", "nats-2": "nats-server"}.get(name, "")
+    service = {"redis": "redis-server", "nats": "nats-server"}.get(base.split(":")[0], "")
     spid = service_pid(service) if service else 0
     try:
         for _ in range(nodes):
