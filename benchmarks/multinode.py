@@ -197,6 +197,7 @@ def run_target(
         ]
         record["bench_command"] = _show(bench_cmd)
         cpu0 = system.cpu_seconds(spid) if spid else 0.0
+        served0 = [system.cpu_seconds(pid) for pid in pids]
         t0 = time.monotonic()
         completed = subprocess.run(bench_cmd, cwd=ROOT, check=False)
         record["bench_exit"] = completed.returncode
@@ -204,6 +205,11 @@ def run_target(
         if spid:
             record["broker_service"] = service
             record["broker_cpu_s"] = round(system.cpu_seconds(spid) - cpu0, 2)
+        # Per server process (node or worker), over the whole bench run: how the load split.
+        record["server_cpu_s"] = [
+            round(system.cpu_seconds(pid) - before, 2)
+            for pid, before in zip(pids, served0, strict=True)
+        ]
         record["nodes_alive_at_end"] = sum(1 for s in servers if s.poll() is None)
         if quotas:
             record["cpu_throttled"] = [quota.stats() for quota in quotas]
