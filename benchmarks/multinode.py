@@ -140,12 +140,13 @@ def run_target(
     work: Path,
     deadline: float,
     cpu_quota: float = 0.0,
+    scenario: str = "fanout",
 ) -> tuple[results.Result | None, dict[str, Any]]:
     nodes, workers, base, describe = TARGETS[name]
     server_pin, bench_pin = pinning()
     broker = broker_url(base, prefix)
     env = dict(os.environ, HUBBUB_ENGINE_BROKER=broker)
-    console.rule(f"[bold]fanout: {name}[/] — {describe}")
+    console.rule(f"[bold]{scenario}: {name}[/] — {describe}")
     record: dict[str, Any] = {
         "target": name,
         "describe": describe,
@@ -182,7 +183,7 @@ def run_target(
         if quotas:
             record["cpu_quota"] = f"{cpu_quota:g} CPU per server process ({len(quotas)})"
         time.sleep(1.0)  # let the nodes settle (and the broker subscriptions come up)
-        bench_cmd = [*bench_pin, sys.executable, "-m", "hubbub.bench", "fanout"]
+        bench_cmd = [*bench_pin, sys.executable, "-m", "hubbub.bench", scenario]
         for port in ports:
             bench_cmd += ["--url", f"ws://127.0.0.1:{port}"]
         for pid in pids:
@@ -229,6 +230,13 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=300.0, help="per target, seconds")
     parser.add_argument("--baseline", default="memory-1", help="the target ratios divide by")
     parser.add_argument(
+        "--scenario",
+        choices=("fanout", "rooms"),
+        default="fanout",
+        help="compare.py's preset of that name: one publisher to 1,000 subscribers, or "
+        "100 rooms of 10 members who all publish",
+    )
+    parser.add_argument(
         "--cpu-quota",
         type=float,
         default=0.0,
@@ -250,22 +258,28 @@ def main() -> None:
             CpuQuota("hubbub-bench-probe", ns.cpu_quota).remove()
         except (QuotaUnavailable, ValueError) as exc:
             parser.error(f"--cpu-quota: {exc}")
-    args = [*PRESETS["fanout"]["args"], *extra]
+    args = [*PRESETS[ns.scenario]["args"], *extra]
     prefix = f"benchmn{secrets.token_hex(4)}"
     runs: list[results.Result] = []
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hubbub-multinode-") as tmp:
         for name in names:
             result, record = run_target(
-                name, args, prefix, Path(tmp), ns.deadline, cpu_quota=ns.cpu_quota
+                name,
+                args,
+                prefix,
+                Path(tmp),
+                ns.deadline,
+                cpu_quota=ns.cpu_quota,
+                scenario=ns.scenario,
             )
             records.append(record)
             if result is not None:
                 runs.append(result)
     if not runs:
         sys.exit("no run produced results")
-    metric = PRESETS["fanout"]["metric"]
-    table, ratios = ratio_table("multinode fanout", runs, metric, True, ns.baseline)
+    metric = PRESETS[ns.scenario]["metric"]
+    table, ratios = ratio_table(f"multinode {ns.scenario}", runs, metric, True, ns.baseline)
     console.print(table)
     # CPU ratios too (lower is better): server µs per delivery vs the baseline.
     base = next((r for r in runs if r.label == ns.baseline), None)
@@ -279,7 +293,7 @@ def main() -> None:
     server_pin, bench_pin = pinning()
     document = {
         "schema": SCHEMA,
-        "scenario": "fanout",
+        "scenario": ns.scenario,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python benchmarks/multinode.py " + " ".join(sys.argv[1:]),
         "machine": msgspec.to_builtins(runs[0].machine),
@@ -301,7 +315,7 @@ def main() -> None:
     }
     ns.out.mkdir(parents=True, exist_ok=True)
     (ns.out / f"{ns.name}.json").write_text(json.dumps(document, indent=2) + "\n")
-    report.plot(runs, ns.out / f"{ns.name}.png", title=f"fanout: {', '.join(names)}")
+    report.plot(runs, ns.out / f"{ns.name}.png", title=f"{ns.scenario}: {', '.join(names)}")
     console.print(f"wrote {ns.out / f'{ns.name}.json'} and {ns.out / f'{ns.name}.png'}")
 
 
