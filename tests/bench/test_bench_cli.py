@@ -13,6 +13,7 @@ import socket
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from typer.testing import CliRunner
@@ -170,6 +171,38 @@ def test_a_server_pid_that_is_gone_gives_no_rss_per_connection(tmp_path: Path) -
     written = json.loads(out.read_text())
     assert any(f"server process {gone.pid} gone" in note for note in written["notes"])
     assert written["connect"]["rss_per_connection_bytes"] == 0.0
+
+
+@pytest.mark.parametrize("scenario", ["connect", "fanout", "rooms", "echo"])
+def test_every_scenario_takes_several_urls_and_server_pids(
+    scenario: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nodes of a cluster, or workers of one ``hubbub serve --workers N``: every scenario
+    deals its connections over the URLs and counts every server process, not the last."""
+    seen: list[RunConfig] = []
+
+    def keep(cfg: RunConfig, *_: Any, **__: Any) -> None:
+        seen.append(cfg)
+
+    monkeypatch.setattr(cli, "_run", keep)
+    result = invoke([scenario, "--url", "ws://127.0.0.1:1", "--url", "ws://127.0.0.1:2",
+                     "--server-pid", "11", "--server-pid", "12"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (cfg,) = seen
+    assert [urlsplit(u).port for u in cfg.urls] == [1, 2]
+    assert cfg.server_pids == (11, 12)
+
+
+def test_rss_per_connection_counts_every_server_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers hold the connections between them: their RSS is summed; with one of
+    them gone there is no figure (its share would be missing)."""
+    sizes = {11: 1_000, 12: 2_000}
+    monkeypatch.setattr(runner.system, "rss_bytes", lambda pid: sizes.get(pid, 0))
+    cfg = RunConfig(scenario="connect", url=URL, server_pid=11, extra_server_pids=(12,))
+    assert runner._server_rss(cfg) == 3_000
+    del sizes[12]
+    assert runner._server_rss(cfg) is None
+    assert runner._server_rss(RunConfig(scenario="connect", url=URL)) is None
 
 
 def test_only_a_worker_that_only_publishes_moves_to_the_publisher_cpus() -> None:

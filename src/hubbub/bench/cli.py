@@ -68,9 +68,14 @@ def _codec_name(value: str) -> str:
     return value
 
 
-Url = Annotated[
-    str,
-    typer.Option(help="Server URL; the protocol's usual path is added when there is none"),
+Urls = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--url",
+        help="Server URL (the protocol's usual path is added when there is none); repeat "
+        "for several nodes of one cluster: connections are dealt round-robin over them, "
+        "fan-out publishers use the first [default: ws://127.0.0.1:8000]",
+    ),
 ]
 ProtocolOpt = Annotated[
     str, typer.Option("--protocol", help="centrifuge (hubbub), plain (peer servers), socketio")
@@ -87,7 +92,15 @@ Sources = Annotated[
         help="Source addresses 127.0.0.2… (0: as ephemeral ports require)",
     ),
 ]
-ServerPid = Annotated[int, typer.Option(min=0, help="Server PID: RSS and CPU from /proc")]
+ServerPids = Annotated[
+    Optional[list[int]],  # noqa: UP045
+    typer.Option(
+        "--server-pid",
+        min=0,
+        help="Server PID: RSS and CPU from /proc; repeat for several nodes or workers "
+        "(their sum is the server's)",
+    ),
+]
 JsonOut = Annotated[Optional[Path], typer.Option("--json", help="Write results here")]  # noqa: UP045
 PlotOut = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG chart here")]  # noqa: UP045
 Label = Annotated[str, typer.Option(help="Name of what is measured, kept in the results")]
@@ -204,6 +217,20 @@ def _run(
         raise typer.Exit(1)
 
 
+def _servers(
+    urls: list[str] | None, pids: list[int] | None, protocol: str, allow_remote: bool
+) -> dict[str, Any]:
+    """The run's server URLs and PIDs, each given once or repeated, as RunConfig fields."""
+    checked = [_url(url, protocol, allow_remote) for url in (urls or [_DEFAULT_URL])]
+    pids = pids or [0]
+    return {
+        "url": checked[0],
+        "extra_urls": tuple(checked[1:]),
+        "server_pid": pids[0],
+        "extra_server_pids": tuple(pids[1:]),
+    }
+
+
 def _config(**values: Any) -> RunConfig:
     try:
         return RunConfig(**values)
@@ -245,13 +272,13 @@ def connect(
     hold: Annotated[
         float, typer.Option(callback=_not_negative, help="Seconds to hold before reading RSS")
     ] = 2.0,
-    url: Url = _DEFAULT_URL,
+    url: Urls = None,
     protocol: ProtocolOpt = "centrifuge",
     codec: Codec = "json",
     procs: Procs = 0,
     source_addrs: Sources = 0,
     concurrency: Concurrency = 200,
-    server_pid: ServerPid = 0,
+    server_pid: ServerPids = None,
     label: Label = "",
     json_out: JsonOut = None,
     plot_out: PlotOut = None,
@@ -261,7 +288,7 @@ def connect(
     """Ramp to N connections (connected + subscribed); connects/s and server RSS per connection."""
     cfg = _config(
         scenario="connect",
-        url=_url(url, protocol, allow_remote),
+        **_servers(url, server_pid, protocol, allow_remote),
         protocol=protocol,
         codec=codec,
         label=label,
@@ -271,7 +298,6 @@ def connect(
         source_addrs=source_addrs,
         concurrency=concurrency,
         hold=hold,
-        server_pid=server_pid,
         deadline=deadline,
     )
     _run(cfg, json_out, plot_out)
@@ -300,22 +326,13 @@ def fanout(
     duration: Duration = 5.0,
     warmup: Warmup = 1.0,
     drain: Drain = 2.0,
-    url: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            help="Server URL; repeat for several nodes of one cluster: subscribers are "
-            "dealt round-robin over them, publishers use the first"
-        ),
-    ] = None,
+    url: Urls = None,
     protocol: ProtocolOpt = "centrifuge",
     codec: Codec = "json",
     procs: Procs = 0,
     source_addrs: Sources = 0,
     concurrency: Concurrency = 200,
-    server_pid: Annotated[
-        Optional[list[int]],  # noqa: UP045
-        typer.Option(min=0, help="Server PID: RSS and CPU from /proc; repeat for several nodes"),
-    ] = None,
+    server_pid: ServerPids = None,
     label: Label = "",
     json_out: JsonOut = None,
     plot_out: PlotOut = None,
@@ -324,13 +341,9 @@ def fanout(
     publisher_cpus: PublisherCpus = "",
 ) -> None:
     """N subscribers on one channel; step the publish rate up until deliveries fall behind."""
-    urls = [_url(u, protocol, allow_remote) for u in (url or [_DEFAULT_URL])]
-    pids = server_pid or [0]
     cfg = _config(
         scenario="fanout",
-        url=urls[0],
-        extra_urls=tuple(urls[1:]),
-        extra_server_pids=tuple(pids[1:]),
+        **_servers(url, server_pid, protocol, allow_remote),
         protocol=protocol,
         codec=codec,
         label=label,
@@ -343,7 +356,6 @@ def fanout(
         procs=procs,
         source_addrs=source_addrs,
         concurrency=concurrency,
-        server_pid=pids[0],
         deadline=deadline,
         publisher_cpus=_cpus(publisher_cpus),
     )
@@ -370,13 +382,13 @@ def rooms(
     duration: Duration = 10.0,
     warmup: Warmup = 1.0,
     drain: Drain = 2.0,
-    url: Url = _DEFAULT_URL,
+    url: Urls = None,
     protocol: ProtocolOpt = "centrifuge",
     codec: Codec = "json",
     procs: Procs = 0,
     source_addrs: Sources = 0,
     concurrency: Concurrency = 200,
-    server_pid: ServerPid = 0,
+    server_pid: ServerPids = None,
     label: Label = "",
     json_out: JsonOut = None,
     plot_out: PlotOut = None,
@@ -386,7 +398,7 @@ def rooms(
     """Many rooms of M members, every member publishing at a rate: a chat workload."""
     cfg = _config(
         scenario="rooms",
-        url=_url(url, protocol, allow_remote),
+        **_servers(url, server_pid, protocol, allow_remote),
         protocol=protocol,
         codec=codec,
         label=label,
@@ -399,7 +411,6 @@ def rooms(
         procs=procs,
         source_addrs=source_addrs,
         concurrency=concurrency,
-        server_pid=server_pid,
         deadline=deadline,
         extra={"rate_per_member": rate},
     )
@@ -423,13 +434,13 @@ def echo(
     duration: Duration = 5.0,
     warmup: Warmup = 1.0,
     drain: Drain = 2.0,
-    url: Url = _DEFAULT_URL,
+    url: Urls = None,
     protocol: ProtocolOpt = "centrifuge",
     codec: Codec = "json",
     procs: Procs = 0,
     source_addrs: Sources = 0,
     concurrency: Concurrency = 200,
-    server_pid: ServerPid = 0,
+    server_pid: ServerPids = None,
     label: Label = "",
     json_out: JsonOut = None,
     plot_out: PlotOut = None,
@@ -441,7 +452,7 @@ def echo(
         raise typer.BadParameter("expected publish or rpc", param_hint="--mode")
     cfg = _config(
         scenario="echo",
-        url=_url(url, protocol, allow_remote),
+        **_servers(url, server_pid, protocol, allow_remote),
         protocol=protocol,
         codec=codec,
         label=label,
@@ -455,7 +466,6 @@ def echo(
         procs=procs,
         source_addrs=source_addrs,
         concurrency=concurrency,
-        server_pid=server_pid,
         deadline=deadline,
     )
     _run(cfg, json_out, plot_out)

@@ -4,7 +4,7 @@ Phases: *open* (every worker opens its connections), then per step a *window*
 (publish at a rate, or closed-loop round trips), a *drain* (wait until deliveries
 stop arriving, at most ``drain`` seconds) and a *collect* (latency histograms come
 back and are merged). The server's CPU time is read from ``/proc`` over each
-window and its RSS around the connect ramp when ``server_pid`` is given.
+window and its RSS around the connect ramp, summed over every ``--server-pid`` given.
 Everything is bounded by the run's deadline; a run that hits it reports what it has.
 """
 
@@ -300,7 +300,7 @@ class Runner:
     def _open(self, fleet: Fleet, progress: Progress) -> ConnectStats:
         cfg = self.cfg
         total = sum(len(share) for share in self.shares)
-        rss0 = system.rss_bytes(cfg.server_pid) if cfg.server_pid else 0
+        rss0 = _server_rss(cfg) or 0
         task = progress.add_task("connecting", total=total, info="")
         timeline: list[tuple[float, int]] = []
         started = time.monotonic()
@@ -345,11 +345,11 @@ class Runner:
             fleet.pump(min(0.1, end - now))
             progress.update(task, completed=cfg.hold - (end - time.monotonic()))
         progress.update(task, completed=cfg.hold)
-        if cfg.server_pid:
-            rss1 = system.rss_bytes(cfg.server_pid)
-            connect.server_rss_after_bytes = rss1
-            if not rss1:  # the server is gone: a per-connection figure would be nonsense
-                self.notes.append(f"server process {cfg.server_pid} gone: no RSS per connection")
+        if cfg.server_pids:
+            rss1 = _server_rss(cfg)
+            connect.server_rss_after_bytes = rss1 or 0
+            if rss1 is None:  # a server is gone: a per-connection figure would be nonsense
+                self.notes.append(f"server process {_gone(cfg)} gone: no RSS per connection")
             elif connect.connected:
                 per = (rss1 - connect.server_rss_before_bytes) / connect.connected
                 connect.rss_per_connection_bytes = round(per, 1)
@@ -563,6 +563,17 @@ class Runner:
             step.ok, step.reason = verdict.ok, verdict.reason
             steps.append(step)
         return steps
+
+
+def _server_rss(cfg: RunConfig) -> int | None:
+    """RSS of every server process of the run (all nodes, all workers) together; None
+    when one of them is gone (its share would be missing), and when none is given."""
+    sizes = [system.rss_bytes(pid) for pid in cfg.server_pids]
+    return sum(sizes) if sizes and all(sizes) else None
+
+
+def _gone(cfg: RunConfig) -> str:
+    return ", ".join(str(pid) for pid in cfg.server_pids if not system.rss_bytes(pid))
 
 
 def _server_cpu(cfg: RunConfig) -> float:
