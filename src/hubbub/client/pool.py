@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
@@ -52,6 +53,15 @@ class PoolClient(Protocol):
 
 
 C = TypeVar("C", bound=PoolClient)
+
+
+@dataclass(slots=True)
+class _Member:
+    """What the pool keeps for one of its clients."""
+
+    remove_handler: Callable[[], None]
+    streak: int
+    """How many clients before this one in its place broke in a row."""
 
 
 class ClientPool(Generic[C]):
@@ -121,9 +131,8 @@ class ClientPool(Generic[C]):
 
         self._factory: Callable[[str], C] = cast("Callable[[str], C]", factory)
         self._clients: list[C] = []
-        self._forget: dict[int, Callable[[], None]] = {}
-        self._streak: dict[int, int] = {}
-        """Per client (by id): how many clients before it in its place broke in a row."""
+        self._members: dict[int, _Member] = {}
+        """Per client (by id): its state handler's remover and its place's broken streak."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._changes = Changes()
         self._cursor = 0
@@ -164,8 +173,7 @@ class ClientPool(Generic[C]):
         self._changes.notify()
         clients, self._clients = self._clients, []
         for client in clients:
-            self._forget.pop(id(client), lambda: None)()
-            self._streak.pop(id(client), None)
+            self._forget(client)
         await asyncio.gather(*(client.disconnect() for client in clients))
         for task in list(self._tasks):
             task.cancel()
@@ -217,8 +225,8 @@ class ClientPool(Generic[C]):
     def _add(self, url: str, streak: int = 0) -> C:
         client = self._factory(url)
         self._clients.append(client)
-        self._forget[id(client)] = client.on_state(lambda event: self._on_state(client, event))
-        self._streak[id(client)] = streak
+        remove = client.on_state(lambda event: self._on_state(client, event))
+        self._members[id(client)] = _Member(remove, streak)
         # The predecessors failed streak * max_retries attempts in a row: wait what one
         # client would wait before its next attempt, so that the back-off keeps growing.
         delay = self.backoff.after(streak * self.max_retries)
@@ -235,14 +243,15 @@ class ClientPool(Generic[C]):
 
     def _on_state(self, client: C, event: ClientStateChanged) -> None:
         self._changes.notify()
-        if self._closed or client not in self._clients:
-            return
+        member = self._members.get(id(client))
+        if self._closed or member is None:
+            return  # closed, or dropped already
         if event.new is ClientState.READY:
-            self._streak[id(client)] = 0
+            member.streak = 0
         elif event.new is ClientState.BROKEN:
             url = self._other_url(client.url)
             _log.info("pool: connection to %s broken, replaced on %s", client.url, url)
-            streak = self._streak.get(id(client), 0) + 1
+            streak = member.streak + 1
             self._drop(client)
             self.replaced += 1
             self._add(url, streak)
@@ -253,11 +262,15 @@ class ClientPool(Generic[C]):
 
     def _drop(self, client: C) -> None:
         self._clients.remove(client)
-        self._forget.pop(id(client), lambda: None)()
-        self._streak.pop(id(client), None)
+        self._forget(client)
         task = asyncio.get_running_loop().create_task(client.disconnect())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _forget(self, client: C) -> None:
+        member = self._members.pop(id(client), None)
+        if member is not None:
+            member.remove_handler()
 
     def _other_url(self, failed: str) -> str:
         """The address with the fewest clients, other than ``failed`` when there is one."""
