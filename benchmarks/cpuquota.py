@@ -6,7 +6,11 @@ the same fraction of one CPU (CFS bandwidth control), with every worker on the
 server's core and the generator alone on the other: one worker gets one budget, two
 workers get two, as they would get one core each on a bigger machine, only slower.
 What it leaves out is said where the figures are shown: the broker is not limited,
-and kernel work done in softirq context is charged to no process.
+and kernel work done in softirq context is charged to no process. And it is a coarse
+instrument: a worker held to a budget builds a backlog, more publications then share
+each frame, and where a rate-stepped run stops depends on how deep that got, so the
+same run's maxima moved 30-64 % from one try to the next here. It finds a second worker
+that adds nothing; it does not measure a scaling ratio.
 
 Needs root and the ``cpu`` controller: cgroup v1 (``/sys/fs/cgroup/cpu``) or v2
 (``/sys/fs/cgroup/cpu.max`` in a child group).
