@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from conftest import eventually
@@ -27,13 +30,19 @@ def free_port() -> int:
         return port
 
 
+class Served(NamedTuple):
+    port: int
+    pid: int
+    internal_port: int
+
+
 @pytest.fixture
-def server() -> Iterator[tuple[int, int]]:
-    """`hubbub serve` on the bench config and free ports: (port, pid)."""
-    port = free_port()
+def server() -> Iterator[Served]:
+    """`hubbub serve` on the bench config and free ports."""
+    port, internal = free_port(), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "hubbub.cli", "serve", "--config", str(CONFIG),
-         "--port", str(port), "--internal-port", str(free_port())],
+         "--port", str(port), "--internal-port", str(internal)],
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 15
@@ -43,16 +52,16 @@ def server() -> Iterator[tuple[int, int]]:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.05)
-        yield port, proc.pid
+        yield Served(port, proc.pid, internal)
     finally:
         proc.terminate()
         proc.wait(15)
 
 
-def test_fanout_smoke_run(server: tuple[int, int], tmp_path: Path) -> None:
+def test_fanout_smoke_run(server: Served, tmp_path: Path) -> None:
     """A one-step fan-out to 5 subscribers delivers everything and writes valid JSON."""
     # --drain 3: an upper bound; draining ends as soon as deliveries stop arriving.
-    port, pid = server
+    port, pid, _ = server
     out = tmp_path / "fanout.json"
     plot = tmp_path / "fanout.png"
     completed = subprocess.run(
@@ -81,9 +90,9 @@ def test_fanout_smoke_run(server: tuple[int, int], tmp_path: Path) -> None:
     assert plot.stat().st_size > 0
 
 
-def test_localhost_with_source_addresses(server: tuple[int, int], tmp_path: Path) -> None:
+def test_localhost_with_source_addresses(server: Served, tmp_path: Path) -> None:
     """ws://localhost with --source-addrs 2 binds 127.0.0.2 and .3, as 127.0.0.1 would."""
-    port, _ = server
+    port = server.port
     out = tmp_path / "connect.json"
     completed = subprocess.run(
         [sys.executable, "-m", "hubbub.bench", "connect", "-n", "4", "--source-addrs", "2",
@@ -97,13 +106,22 @@ def test_localhost_with_source_addresses(server: tuple[int, int], tmp_path: Path
     assert result.connect is not None and result.connect.connected == 4
 
 
+def _publishes(internal_port: int) -> float:
+    """Publish commands the server has received so far, from its /metrics."""
+    url = f"http://127.0.0.1:{internal_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(r'^hubbub_commands_total\{method="publish"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 async def test_connections_the_server_ended_are_opened_again_for_the_next_step(
-    server: tuple[int, int], tmp_path: Path
+    server: Served, tmp_path: Path
 ) -> None:
     """Every connection is cut during the run (a server that kicked its clients, or
     restarted): the next step opens them again and delivers everything, instead of
     running every later step with the publisher gone."""
-    port, _ = server
+    port = server.port
     out = tmp_path / "fanout.json"
     async with FaultProxy(port) as proxy:
         bench = await asyncio.create_subprocess_exec(
@@ -114,7 +132,9 @@ async def test_connections_the_server_ended_are_opened_again_for_the_next_step(
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         try:
-            await eventually(lambda: proxy.connections == 6)
+            # Publishing has started: every connection is open and a step is running.
+            await eventually(lambda: _publishes(server.internal_port) > 0)
+            assert proxy.connections == 6
             await proxy.cut()
             _, stderr = await asyncio.wait_for(bench.communicate(), 50)
         finally:
