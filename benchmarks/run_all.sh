@@ -42,6 +42,7 @@ $PY benchmarks/pyspy_profile.py fanout --sample generator --name generator-fanou
     --delay 6 --seconds 6 -- --subscribers 1000 --payload-size 64 --rate 880 --step-factor 1 \
     --max-steps 1 --duration 14 --no-half-rate
 $PY benchmarks/wire_receive.py
+$PY benchmarks/cpu_gaps.py --seconds 20
 $PY benchmarks/pyspy_profile.py connect --name connect-15k --delay 1 --seconds 6 -- \
     --connections 15000 --concurrency 300 --hold 2
 
