@@ -39,7 +39,6 @@ class CpuQuota:
     def __init__(self, name: str, share: float) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"share must be within (0, 1], got {share}")
-        self.share = share
         quota = max(1_000, round(share * PERIOD_US))
         if (V1_ROOT / "cpu.cfs_quota_us").exists():
             self.path = V1_ROOT / name

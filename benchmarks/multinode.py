@@ -1,11 +1,12 @@
-"""Fan-out across two hubbub nodes (or workers) on Redis and on NATS, against one node.
+"""Two hubbub nodes (or workers) on Redis and on NATS, against one node, in one run.
 
     .venv/bin/python benchmarks/multinode.py
     .venv/bin/python benchmarks/multinode.py --targets memory-1,redis-2 -- --max-steps 6
 
 Targets, measured one after the other in one run, with the same ``hubbub bench
 fanout`` scenario as ``compare.py fanout`` (1,000 subscribers, 64-byte payloads, rate
-stepped x1.6 from 8/s, p99 bound 1 s):
+stepped x1.6 from 8/s, p99 bound 1 s), or with ``--scenario rooms`` its ``rooms`` preset
+(100 rooms of 10 members who all publish):
 
 * ``memory-1`` — one ``hubbub serve`` node, ``engine.broker = memory://`` (the baseline);
 * ``redis-2`` — two nodes, ``HUBBUB_ENGINE_BROKER=redis://127.0.0.1:6379/0?prefix=…``;
@@ -29,7 +30,8 @@ Redis and NATS are the machine's shared services and run where the kernel puts t
 ``/proc`` and recorded (``broker_cpu_s``), with the caveat that other sessions may use
 them too. Every run uses a fresh key/subject prefix, so nothing is shared or flushed.
 
-Writes ``<out>/multinode-fanout.json`` and ``.png`` and prints ratios to ``memory-1``.
+Writes ``<out>/multinode-<scenario>.json`` and ``.png`` (``--name`` to change it) and
+prints ratios to ``--baseline`` (``memory-1`` unless given).
 """
 
 from __future__ import annotations
@@ -124,11 +126,9 @@ def worker_pids(node: subprocess.Popen[bytes], workers: int, timeout: float = 30
         return [node.pid]
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        found = subprocess.run(
-            ["pgrep", "-P", str(node.pid)], capture_output=True, text=True, check=False
-        ).stdout.split()
+        found = system.children(node.pid)
         if len(found) >= workers:
-            return [int(pid) for pid in found]
+            return found
         time.sleep(0.1)
     raise RuntimeError(f"node {node.pid} did not start {workers} workers in {timeout:.0f} s")
 
@@ -139,8 +139,8 @@ def run_target(
     prefix: str,
     work: Path,
     deadline: float,
-    cpu_quota: float = 0.0,
-    scenario: str = "fanout",
+    cpu_quota: float,
+    scenario: str,
 ) -> tuple[results.Result | None, dict[str, Any]]:
     nodes, workers, base, describe = TARGETS[name]
     server_pin, bench_pin = pinning()
@@ -226,7 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--name", default="multinode-fanout")
+    parser.add_argument("--name", help="file name stem (default: multinode-<scenario>)")
     parser.add_argument("--deadline", type=float, default=300.0, help="per target, seconds")
     parser.add_argument("--baseline", default="memory-1", help="the target ratios divide by")
     parser.add_argument(
@@ -279,7 +279,8 @@ def main() -> None:
     if not runs:
         sys.exit("no run produced results")
     metric = PRESETS[ns.scenario]["metric"]
-    table, ratios = ratio_table(f"multinode {ns.scenario}", runs, metric, True, ns.baseline)
+    higher = PRESETS[ns.scenario]["higher"]
+    table, ratios = ratio_table(f"multinode {ns.scenario}", runs, metric, higher, ns.baseline)
     console.print(table)
     # CPU ratios too (lower is better): server µs per delivery vs the baseline.
     base = next((r for r in runs if r.label == ns.baseline), None)
@@ -306,7 +307,7 @@ def main() -> None:
         "versions": {**system.versions(), **service_versions()},
         "key_prefix": prefix,
         "metric": metric,
-        "higher_is_better": True,
+        "higher_is_better": higher,
         "baseline": ns.baseline,
         "ratios": ratios,
         "cpu_per_delivery_ratios": cpu_ratios,
@@ -314,9 +315,10 @@ def main() -> None:
         "results": [json.loads(results.dumps(r)) for r in runs],
     }
     ns.out.mkdir(parents=True, exist_ok=True)
-    (ns.out / f"{ns.name}.json").write_text(json.dumps(document, indent=2) + "\n")
-    report.plot(runs, ns.out / f"{ns.name}.png", title=f"{ns.scenario}: {', '.join(names)}")
-    console.print(f"wrote {ns.out / f'{ns.name}.json'} and {ns.out / f'{ns.name}.png'}")
+    name = ns.name or f"multinode-{ns.scenario}"
+    (ns.out / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
+    report.plot(runs, ns.out / f"{name}.png", title=f"{ns.scenario}: {', '.join(names)}")
+    console.print(f"wrote {ns.out / f'{name}.json'} and {ns.out / f'{name}.png'}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from compare import (  # noqa: E402 - after the path tweak, compare is a sibling
     wait_for_port,
 )
 
+from hubbub.bench import system  # noqa: E402
 from hubbub.bench.system import cpu_seconds, git_revision  # noqa: E402
 
 _LINE = re.compile(r":\d+\)$")
@@ -74,10 +75,10 @@ def aggregate(raw: str, top: int = 25) -> str:
 
 def busiest_child(pid: int) -> int:
     """The child process of ``pid`` that has used the most CPU so far."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    if not children:
+    workers = system.children(pid)
+    if not workers:
         raise SystemExit(f"the bench process {pid} has no worker processes")
-    return max((int(child) for child in children), key=cpu_seconds)
+    return max(workers, key=cpu_seconds)
 
 
 def main() -> None:

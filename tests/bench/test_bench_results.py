@@ -109,6 +109,17 @@ def test_proc_parsers() -> None:
     assert system.parse_busy_ticks("cpu  100 0 50 1000 20 0 5 3 0 0") == 158
 
 
+def test_children_of_a_process_oldest_first(tmp_path: Path) -> None:
+    """The workers of a node or of the bench, from /proc; none for a process gone."""
+    from hubbub.bench import system
+
+    task = tmp_path / "7" / "task" / "7"
+    task.mkdir(parents=True)
+    (task / "children").write_text("31 9 12 ")
+    assert system.children(7, proc=tmp_path) == [9, 12, 31]
+    assert system.children(8, proc=tmp_path) == []
+
+
 def test_results_written_before_pacing_lateness_still_read() -> None:
     """Every run kept in benchmarks/results/ reads back: steps written before the pacing
     lateness was measured have none (None), later ones keep theirs."""

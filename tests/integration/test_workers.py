@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLE, UNIT, free_port
 
+from hubbub.bench import system
 from integration.wsclient import WsClient, http_get, open_client
 
 START_TIMEOUT = 600 * UNIT  # two cold interpreters on a loaded 2-core machine
@@ -181,8 +182,7 @@ async def test_a_worker_that_dies_is_started_again(
 
 def _worker_pids(parent: int) -> list[int]:
     """The children of the supervisor, oldest first (from /proc)."""
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return sorted(int(pid) for pid in children)
+    return system.children(parent)
 
 
 async def test_workers_without_a_broker_exit_2_naming_the_setting(tmp_path: Path) -> None:

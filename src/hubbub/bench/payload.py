@@ -27,8 +27,3 @@ def make(seq: int, size: int, stamp_ns: int | None = None) -> bytes:
     if pad <= 0:
         return head + b'"}'
     return head + (_PAD[:pad] if pad <= len(_PAD) else b"x" * pad) + b'"}'
-
-
-def latencies_us(frame: bytes, now_ns: int) -> list[int]:
-    """Microseconds from each payload's send time to ``now_ns``."""
-    return [(now_ns - int(s)) // 1000 for s in STAMP.findall(frame)]

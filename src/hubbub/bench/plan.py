@@ -84,10 +84,11 @@ class RunConfig:
     pipeline: int = 1
     server_pid: int = 0
     extra_urls: tuple[str, ...] = ()
-    """More server URLs (other nodes of one cluster): subscribers are dealt round-robin
-    over ``url`` and these; publishers always use ``url``."""
+    """More server URLs (other nodes of one cluster): connections are dealt round-robin
+    over ``url`` and these; fan-out publishers always use ``url``."""
     extra_server_pids: tuple[int, ...] = ()
-    """More server processes whose CPU time counts as the server's (other nodes)."""
+    """More server processes (other nodes, or the workers of one ``--workers N``) whose
+    CPU time and RSS count as the server's."""
     deadline: float = 600.0
     """Seconds after which the run stops whatever it is doing."""
     publisher_cpus: tuple[int, ...] = ()

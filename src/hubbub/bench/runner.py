@@ -281,7 +281,7 @@ class Runner:
                 "concurrency",
             )
         }
-        if cfg.extra_urls:
+        if cfg.extra_urls or cfg.extra_server_pids:  # nodes of a cluster, or workers
             params.update(urls=list(cfg.urls), server_pids=list(cfg.server_pids))
         params.update(procs=self.procs, source_addresses=self.sources, **cfg.extra)
         if self.policy is not None:
@@ -444,7 +444,7 @@ class Runner:
             errors=dict(new_errors),
             server_cpu_s=round(cpu, 3),
             generator_cpu_s=round(generator_cpu, 3),
-            other_cpu_s=round(max(0.0, busy - cpu - generator_cpu), 3) if cfg.server_pid else 0.0,
+            other_cpu_s=round(max(0.0, busy - cpu - generator_cpu), 3) if cfg.server_pids else 0.0,
             server_cpu_us_per_delivery=round(cpu * 1e6 / delivered, 3) if delivered else 0.0,
             pace_late_p99_ms=round(late.p99_us / 1000, 3) if late.count else None,
             pace_late_max_ms=round(late.max_us / 1000, 3) if late.count else None,

@@ -1,8 +1,9 @@
 """Latency histograms: HDR histograms in microseconds and their percentile summary.
 
-Workers collect raw latencies in a flat array while a step runs (an append costs far
-less than ``HdrHistogram.record_value``) and fold them into a histogram afterwards,
-one ``record_value(value, count)`` per distinct value. Histograms travel to the
+Workers keep the stamps as they arrive and turn them into latencies a few thousand at
+a time (``wire.Counters``: cheaper than ``HdrHistogram.record_value`` per delivery),
+then fold them into a histogram after the step, one ``record_value(value, count)`` per
+distinct value. Histograms travel to the
 parent in HdrHistogram's own compressed encoding and are merged there.
 """
 

@@ -34,6 +34,16 @@ def parse_status_kb(text: str, key: str) -> int:
     return 0
 
 
+def children(pid: int, proc: Path = PROC) -> list[int]:
+    """The processes ``pid`` started (its main thread's children), oldest first; [] when
+    it is gone."""
+    try:
+        text = (proc / str(pid) / "task" / str(pid) / "children").read_text()
+    except OSError:
+        return []
+    return sorted(int(child) for child in text.split())
+
+
 def cpu_seconds(pid: int, proc: Path = PROC) -> float:
     """User + system CPU time ``pid`` has used so far; 0.0 when it is gone."""
     try:

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hubbub.codecs.base import Codec
+from hubbub.config import ClientSettings
 from hubbub.errors import ProtocolError
 from hubbub.protocol.messages import (
     PONG,
@@ -52,9 +53,9 @@ CONNECT_ID = 1
 SUBSCRIBE_ID = 2
 FIRST_COMMAND_ID = 10
 
-MAX_FRAME_BYTES = 65_536
+MAX_FRAME_BYTES: int = ClientSettings.model_fields["max_message_bytes"].default
 """The largest frame of commands a wire writes: hubbub's default
-``client.max_message_bytes``. A pacer catching up after a stall sends many commands
+``client.max_message_bytes`` (64 KiB). A pacer catching up after a stall sends many commands
 at once; in one frame they could pass the server's limit, and the server would close
 the connection (it did: a 144 KB frame at 37,779 publications/s)."""
 

@@ -4,9 +4,10 @@ The parent drives a worker through a pipe with a few orders, each answered once:
 
 =========================  =============================================================
 ``("open",)``              open every connection (WebSocket + handshake) → ``opened``
-``("run", rate, secs, record)``  publish at ``rate``/s (fanout, rooms) or run closed-loop
-                           round trips (echo) for ``secs`` → ``started``, then ``window``
-                           (counts, CPU time and the pacer's lateness histogram)
+``("run", rate, secs, record)``  reopen the connections the server ended, then publish at
+                           ``rate``/s (fanout, rooms) or run closed-loop round trips
+                           (echo) for ``secs`` → ``started``, then ``window`` (counts,
+                           CPU time, the pacer's lateness histogram, connections reopened)
 ``("collect",)``           stop recording, send the latency histogram → ``collected``
 ``("close",)``             close every connection and exit → ``closed``
 =========================  =============================================================
@@ -221,16 +222,20 @@ class Worker:
 
     async def _open_all(self) -> None:
         started = time.monotonic()
+        await self._open_many(self.conns)
+        elapsed = time.monotonic() - started
+        roles = Counter(listener.conn.role for listener in self.listeners)
+        self._reply("opened", self.index, dict(roles), self.failed, dict(self.failures), elapsed)
+
+    async def _open_many(self, conns: list[Conn]) -> None:
+        """Open ``conns``, at most ``concurrency`` handshakes at a time."""
         gate = asyncio.Semaphore(max(1, self.cfg.concurrency))
 
         async def one(conn: Conn) -> None:
             async with gate:
                 await self._open(conn)
 
-        await asyncio.gather(*(one(conn) for conn in self.conns))
-        elapsed = time.monotonic() - started
-        roles = Counter(listener.conn.role for listener in self.listeners)
-        self._reply("opened", self.index, dict(roles), self.failed, dict(self.failures), elapsed)
+        await asyncio.gather(*(one(conn) for conn in conns))
 
     async def _open(self, conn: Conn) -> None:
         cfg = self.cfg
@@ -278,7 +283,7 @@ class Worker:
         gone = [listener for listener in self.listeners if listener.gone]
         if gone:
             self.listeners = [listener for listener in self.listeners if not listener.gone]
-            await asyncio.gather(*(self._open(listener.conn) for listener in gone))
+            await self._open_many([listener.conn for listener in gone])
         return len(gone)
 
     async def _window(self, rate: float, seconds: float, record: bool) -> None:
