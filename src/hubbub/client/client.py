@@ -40,8 +40,8 @@ from hubbub.client.events import (
     UnsubscribedEvent,
     encode_payload,
 )
-from hubbub.client.refresh_timer import RefreshTimer
 from hubbub.client.retry import connection_gone, refused
+from hubbub.client.retry_timer import RetryTimer
 from hubbub.client.server_subs import ServerSubscriptions
 from hubbub.client.state import (
     CLIENT_TRANSITIONS,
@@ -159,7 +159,7 @@ class Client(Stateful[ClientState, ClientTrigger]):
         self._conn: Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._refresh = RefreshTimer()
+        self._refresh = RetryTimer()
         self._client_id = ""
         self._subs: dict[str, Subscription] = {}
         self._server_subs = ServerSubscriptions(self._runner)

@@ -238,7 +238,7 @@ class ClientPool(Generic[C]):
     async def _connect(self, client: C, delay: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
-        if not self._closed and client in self._clients:
+        if not self._closed and id(client) in self._members:  # not dropped meanwhile
             await client.connect()
 
     def _on_state(self, client: C, event: ClientStateChanged) -> None:

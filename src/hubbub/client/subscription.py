@@ -39,8 +39,8 @@ from hubbub.client.events import (
     SubscriptionEvent,
     UnsubscribedEvent,
 )
-from hubbub.client.refresh_timer import RefreshTimer
 from hubbub.client.retry import connection_gone, refused
+from hubbub.client.retry_timer import RetryTimer
 from hubbub.client.state import (
     SUBSCRIPTION_TRANSITIONS,
     LocalCode,
@@ -129,9 +129,9 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         self._conn: Connection | None = None
         self._attempt = 0
         """Counts subscribe commands; a reply to any but the latest is ignored."""
-        self._retry: asyncio.TimerHandle | None = None
-        self._retries = 0
-        self._refresh = RefreshTimer()
+        self._retry = RetryTimer()
+        """Subscribe attempts the server refused for now: when to try again."""
+        self._refresh = RetryTimer()
         self._buffer: deque[SubscriptionEvent] = deque()
         self._buffer_size = buffer_size
         self._overflowing = False
@@ -195,7 +195,7 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
             # new ``async for`` at once.
             self._buffer.clear()
             self._error = None
-            self._retries = 0
+            self._retry.reset()
             self._machine.fire(_Trigger.SUBSCRIBE)
             conn = self._client._ready_connection()
             if conn is not None:
@@ -382,18 +382,15 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
 
     def _schedule_retry(self, error: BaseException) -> None:
         self._machine.fire(_Trigger.INTERRUPTED, error=error)
-        delay = self._client.backoff.delay(self._retries)
-        self._retries += 1
-        self._retry = asyncio.get_running_loop().call_later(delay, self._retry_now)
+        self._retry.failed(self._client.backoff, self._retry_now)
 
     def _retry_now(self) -> None:
-        self._retry = None
         conn = self._client._ready_connection()
         if self.state is _State.SUBSCRIBING and conn is not None:
             self._start(conn)
 
     def _subscribed(self, conn: Connection, result: SubscribeResult) -> None:
-        self._retries = 0
+        self._retry.reset()
         positioned = result.recoverable or result.positioned
         if positioned and result.epoch != self._epoch:
             self._offset = 0  # another stream: nothing of it was delivered yet
@@ -520,7 +517,7 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
     def _connection_lost(self) -> None:
         """The client lost its connection and will reconnect."""
         self._conn = None
-        self._cancel_retry()
+        self._retry.cancel()
         if self.state is _State.SUBSCRIBED:
             self._machine.fire(
                 _Trigger.INTERRUPTED,
@@ -531,13 +528,13 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
     def _client_ready(self, conn: Connection) -> None:
         """The client has a new ready connection: subscribe on it if we should."""
         if self.state is _State.SUBSCRIBING:
-            self._retries = 0
+            self._retry.reset()
             self._start(conn)
 
     def _client_closed(self, error: ClientError) -> None:
         """The client closed or gave up: the subscription ends (it may subscribe again later)."""
         self._conn = None
-        self._cancel_retry()
+        self._retry.cancel()
         if self.state is not _State.UNSUBSCRIBED:
             self._end(_Trigger.ENDED, error.code, str(error), error)
 
@@ -547,7 +544,7 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         self, trigger: SubscriptionTrigger, code: int, reason: str, error: BaseException | None
     ) -> None:
         self._attempt += 1  # a subscribe still in flight no longer matters
-        self._cancel_retry()
+        self._retry.cancel()
         self._conn = None
         self._error = error
         self._ended = (code, reason)
@@ -566,11 +563,6 @@ class Subscription(Stateful[SubscriptionState, SubscriptionTrigger]):
         if code == LocalCode.DISCONNECT_CALLED:
             return ClientClosedError(f"{self.channel!r}: unsubscribe() was called")
         return ClientError(f"{self.channel!r} unsubscribed: {code} {reason}", code=code)
-
-    def _cancel_retry(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
 
     def _on_transition(self, event: SubscriptionStateChanged) -> None:
         if event.new is not _State.SUBSCRIBED:

@@ -1,10 +1,11 @@
-"""When to ask for a fresh token: once, shortly before the one in use runs out, and
-after a growing back-off while asking fails.
+"""When to try again: after a growing back-off while attempts fail, and, for a token,
+once shortly before it runs out.
 
-The connection's token and each subscription's token keep one timer each. Sharing the
-rule keeps them from drifting apart: at most one refresh is pending per token, the
-server's ``ttl`` is honoured with a floor of one second (a ``ttl`` of 0 must not make a
-client spin), and the back-off restarts once a refresh has worked.
+The connection's token, each subscription's token and each subscription's subscribe
+retries keep one timer each. Sharing the rule keeps them from drifting apart: at most
+one attempt is pending per timer, the back-off restarts once an attempt has worked,
+and a server's ``ttl`` is honoured with a floor of one second (a ``ttl`` of 0 must not
+make a client spin).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def _call_later(delay: float, run: Callable[[], None]) -> _Handle:
     return asyncio.get_running_loop().call_later(delay, run)
 
 
-class RefreshTimer:
-    """At most one pending token refresh, and the count of refreshes that failed in a row."""
+class RetryTimer:
+    """At most one pending attempt, and the count of attempts that failed in a row."""
 
     __slots__ = ("_failures", "_handle", "_schedule")
 
@@ -44,12 +45,16 @@ class RefreshTimer:
         self._start(max(ttl, 1), run)
 
     def failed(self, backoff: Backoff, run: Callable[[], None]) -> None:
-        """A refresh failed: ``run`` again after a delay that grows with each failure."""
+        """An attempt failed: ``run`` again after a delay that grows with each failure."""
         self._start(backoff.delay(self._failures), run)
         self._failures += 1
 
+    def reset(self) -> None:
+        """An attempt worked (or a new series starts): the next failure waits the least."""
+        self._failures = 0
+
     def cancel(self) -> None:
-        """Drop the pending refresh, if any (the token's holder is gone)."""
+        """Drop the pending attempt, if any (what it was for is gone)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
