@@ -233,6 +233,7 @@ NAMESPACE = """channels:
             "engine.presence",
             "no presence store for bogus://",
         ),
+        ("engine:\n  presence: memory://whatever\n", 2, "engine.presence", "takes no host"),
         (
             "server:\n  port: 9000\n  internal_port: 9000\n",
             3,

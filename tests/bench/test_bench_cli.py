@@ -206,8 +206,9 @@ def test_rss_per_connection_counts_every_server_process(monkeypatch: pytest.Monk
 
 
 def test_only_a_worker_that_only_publishes_moves_to_the_publisher_cpus() -> None:
-    """``--publisher-cpus``: the publish-only worker moves; a subscribers' worker, or any
-    worker when none are given, stays where it was started."""
+    """``--publisher-cpus``: the publish-only worker moves; a subscribers' worker, one
+    that also publishes, one with no connections, or any worker when none are given,
+    stays where it was started."""
     from hubbub.bench.plan import Conn
     from hubbub.bench.worker import place
 
@@ -219,8 +220,9 @@ def test_only_a_worker_that_only_publishes_moves_to_the_publisher_cpus() -> None
     publisher = [Conn(3, "pub", publish_to="bench:x")]
     subscribers = [Conn(0, "sub", channel="bench:x"), Conn(1, "sub", channel="bench:x")]
     try:
-        place(cfg, subscribers)
-        assert os.sched_getaffinity(0) == before
+        for mixed in (subscribers, [*publisher, *subscribers], []):
+            place(cfg, mixed)
+            assert os.sched_getaffinity(0) == before
         place(RunConfig(scenario="fanout", url=URL), publisher)
         assert os.sched_getaffinity(0) == before
         place(cfg, publisher)

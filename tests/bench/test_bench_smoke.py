@@ -8,26 +8,19 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import eventually
+from conftest import eventually, free_port
 from faultproxy import FaultProxy
+from integration.wsclient import http_get
 
 from hubbub.bench import results
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "benchmarks" / "configs" / "hubbub-bench.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Served(NamedTuple):
@@ -106,13 +99,14 @@ def test_localhost_with_source_addresses(server: Served, tmp_path: Path) -> None
     assert result.connect is not None and result.connect.connected == 4
 
 
-def _publishes(internal_port: int) -> float:
-    """Publish commands the server has received so far, from its /metrics."""
-    url = f"http://127.0.0.1:{internal_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    found = re.search(r'^hubbub_commands_total\{method="publish"\} (\S+)$', text, re.M)
-    return float(found.group(1)) if found else 0.0
+async def _publishing(internal_port: int) -> bool:
+    """Has the server received a publish command yet (from its /metrics)?"""
+    try:
+        _, body = await http_get(internal_port, "/metrics")
+    except OSError:
+        return False  # the internal listener opens after the public one
+    found = re.search(rb'^hubbub_commands_total\{method="publish"\} (\S+)$', body, re.M)
+    return found is not None and float(found.group(1)) > 0
 
 
 async def test_connections_the_server_ended_are_opened_again_for_the_next_step(
@@ -133,13 +127,14 @@ async def test_connections_the_server_ended_are_opened_again_for_the_next_step(
         )  # fmt: skip
         try:
             # Publishing has started: every connection is open and a step is running.
-            await eventually(lambda: _publishes(server.internal_port) > 0)
+            await eventually(lambda: _publishing(server.internal_port))
             assert proxy.connections == 6
             await proxy.cut()
             _, stderr = await asyncio.wait_for(bench.communicate(), 50)
         finally:
             if bench.returncode is None:
                 bench.kill()
+                await bench.wait()
     assert bench.returncode == 0, stderr.decode()
     result = results.read(out)
     assert any("6 connections the server had ended were opened again" in n for n in result.notes)

@@ -156,23 +156,12 @@ class GatedPresence(MemoryPresenceStore):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_gate = Gate()
-        self.hold_adds = False
-        """Every add waits at ``add_gate``."""
-        self.hold_next_add = False
-        """The next add waits at ``add_gate``; later ones pass."""
-        self.adds_waiting = 0
-        """Adds waiting at ``add_gate`` now."""
+        self.add_gate: Gate | None = None
         self.remove_gate: Gate | None = None
 
     async def add(self, channel: str, client_id: str, info: ClientInfo, ttl: float) -> None:
-        if self.hold_adds or self.hold_next_add:
-            self.hold_next_add = False
-            self.adds_waiting += 1
-            try:
-                await self.add_gate.wait()
-            finally:
-                self.adds_waiting -= 1
+        if self.add_gate is not None:
+            await self.add_gate.wait()
         await super().add(channel, client_id, info, ttl)
 
     async def remove(self, channel: str, client_id: str) -> None:

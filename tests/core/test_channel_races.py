@@ -38,7 +38,8 @@ async def parts() -> AsyncIterator[tuple[Node, GatedBroker, GatedPresence]]:
         yield node, broker, presence
     finally:
         broker.gate.opened.set()
-        presence.add_gate.opened.set()
+        if presence.add_gate is not None:
+            presence.add_gate.opened.set()
         await node.shutdown(0)
 
 
@@ -237,12 +238,12 @@ async def test_presence_refresh_brings_back_no_released_entry(
     client = await connected(node)
     for channel in (A, B):
         assert (await client.call("subscribe", {"channel": channel})).subscribe is not None
-    presence.hold_next_add = True
+    presence.add_gate = gate = Gate()
     refresh = asyncio.ensure_future(node._refresh_presence())
-    await presence.add_gate.reached.wait()  # refreshing A
+    await gate.reached.wait()  # refreshing A
     client.session.connection_lost()
     await turns(10)
-    presence.add_gate.opened.set()
+    gate.opened.set()
     await refresh
     for channel in (A, B):
         assert client.session.client_id not in await presence.presence(channel)

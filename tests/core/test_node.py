@@ -393,8 +393,7 @@ async def test_server_unsubscribe_during_the_presence_add_leaves_no_trace(
     entry left, and the others see neither a join nor a leave for it; closing the
     session meanwhile (the command is cancelled) releases it once, the same way."""
     presence = GatedPresence()
-    presence.hold_adds = True
-    gate = presence.add_gate
+    presence.add_gate = gate = Gate()
     node = Node(chat_settings(), presence=presence)
     await node.start()
     try:
@@ -554,14 +553,14 @@ async def test_a_gap_unsubscribes_own_subscriptions_2500_and_closes_server_side_
 async def test_a_hanging_presence_refresh_does_not_hold_up_the_stale_sweep() -> None:
     """The stale sweep closes a connection that never sent connect while a presence
     refresh is stuck on the store."""
-    presence = GatedPresence()  # its add_gate never opens: a store that stopped answering
+    presence = GatedPresence()
     settings = chat_settings(**{"client.stale_timeout": 0.05, "client.presence_ttl": 0.3})
     node = Node(settings, presence=presence)
     await node.start()
     try:
         await subscribed(node)
-        presence.hold_adds = True
-        await eventually(lambda: presence.adds_waiting)  # a refresh is stuck on the store now
+        presence.add_gate = stuck = Gate()  # never opened: a store that stopped answering
+        await eventually(stuck.reached.is_set)  # a refresh is stuck on the store now
         silent = Client(node)  # never sends connect
         await eventually(lambda: silent.conn.closes)
         assert silent.conn.closes == [codes.STALE]

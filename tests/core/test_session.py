@@ -435,7 +435,7 @@ async def test_recovering_subscribe_with_publications_during_the_hook(
     assert replayed + pubs_of(replies, ROOM) == [2, 3, 4, 5, 6]
 
 
-class GatedBroker(MemoryBroker):
+class HistoryGatedBroker(MemoryBroker):
     """A memory broker whose next history() call can be held open, like a remote one.
 
     ``read_first`` decides whether the held call has already read the stream (its answer
@@ -473,13 +473,13 @@ class GatedBroker(MemoryBroker):
 
 
 @pytest.fixture
-def broker() -> GatedBroker:
+def broker() -> HistoryGatedBroker:
     """The gated broker, for tests that hold the subscribe's history read."""
-    return GatedBroker()
+    return HistoryGatedBroker()
 
 
 @pytest.fixture
-async def gated_node(hooks: Hooks, broker: GatedBroker) -> AsyncIterator[Node]:
+async def gated_node(hooks: Hooks, broker: HistoryGatedBroker) -> AsyncIterator[Node]:
     """A started node on the example chat config whose broker can hold history reads."""
     node = Node(chat_settings(), hooks=hooks, broker=broker)
     await node.start()
@@ -489,7 +489,7 @@ async def gated_node(hooks: Hooks, broker: GatedBroker) -> AsyncIterator[Node]:
 
 
 async def subscribe_while_publishing(
-    node: Node, broker: GatedBroker, body: dict[str, Any], *, read_first: bool
+    node: Node, broker: HistoryGatedBroker, body: dict[str, Any], *, read_first: bool
 ) -> Client:
     """Subscribe with ``body``; publish 2 while its history read is held, 1 after."""
     client = await connected(node)
@@ -507,7 +507,7 @@ async def subscribe_while_publishing(
 
 @pytest.mark.parametrize("read_first", [True, False], ids=["read-then-wait", "wait-then-read"])
 async def test_recovering_subscribe_racing_publications_has_no_gap_or_duplicate(
-    gated_node: Node, broker: GatedBroker, read_first: bool
+    gated_node: Node, broker: HistoryGatedBroker, read_first: bool
 ) -> None:
     """Publications racing a recovering subscribe arrive once, in order, after the reply."""
     await publish_n(gated_node, ROOM, 3)
@@ -530,7 +530,7 @@ async def test_recovering_subscribe_racing_publications_has_no_gap_or_duplicate(
 
 @pytest.mark.parametrize("read_first", [True, False], ids=["read-then-wait", "wait-then-read"])
 async def test_first_subscribe_racing_publications_continues_from_its_offset(
-    gated_node: Node, broker: GatedBroker, read_first: bool
+    gated_node: Node, broker: HistoryGatedBroker, read_first: bool
 ) -> None:
     """A first subscribe then gets each publication after its reply's offset, once."""
     await publish_n(gated_node, ROOM, 1)
