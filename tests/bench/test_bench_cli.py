@@ -193,16 +193,24 @@ def test_every_scenario_takes_several_urls_and_server_pids(
     assert cfg.server_pids == (11, 12)
 
 
+def test_a_server_pid_of_zero_means_no_server_is_watched(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[RunConfig] = []
+    monkeypatch.setattr(cli, "_run", lambda cfg, *_, **__: seen.append(cfg))
+    result = invoke(["connect", "--server-pid", "0"])
+    assert result.exit_code == 0, result.output
+    assert seen[0].server_pids == ()
+
+
 def test_rss_per_connection_counts_every_server_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two workers hold the connections between them: their RSS is summed; with one of
     them gone there is no figure (its share would be missing)."""
     sizes = {11: 1_000, 12: 2_000}
     monkeypatch.setattr(runner.system, "rss_bytes", lambda pid: sizes.get(pid, 0))
-    cfg = RunConfig(scenario="connect", url=URL, server_pid=11, extra_server_pids=(12,))
+    cfg = RunConfig(scenario="connect", urls=(URL,), server_pids=(11, 12))
     assert runner._server_rss(cfg) == 3_000
     del sizes[12]
     assert runner._server_rss(cfg) is None
-    assert runner._server_rss(RunConfig(scenario="connect", url=URL)) is None
+    assert runner._server_rss(RunConfig(scenario="connect", urls=(URL,))) is None
 
 
 def test_only_a_worker_that_only_publishes_moves_to_the_publisher_cpus() -> None:
@@ -216,14 +224,14 @@ def test_only_a_worker_that_only_publishes_moves_to_the_publisher_cpus() -> None
     if len(before) < 2:
         pytest.skip("one CPU allowed here: a move could not be told from staying")
     target = min(before)
-    cfg = RunConfig(scenario="fanout", url=URL, publisher_cpus=(target,))
+    cfg = RunConfig(scenario="fanout", urls=(URL,), publisher_cpus=(target,))
     publisher = [Conn(3, "pub", publish_to="bench:x")]
     subscribers = [Conn(0, "sub", channel="bench:x"), Conn(1, "sub", channel="bench:x")]
     try:
         for mixed in (subscribers, [*publisher, *subscribers], []):
             place(cfg, mixed)
             assert os.sched_getaffinity(0) == before
-        place(RunConfig(scenario="fanout", url=URL), publisher)
+        place(RunConfig(scenario="fanout", urls=(URL,)), publisher)
         assert os.sched_getaffinity(0) == before
         place(cfg, publisher)
         assert os.sched_getaffinity(0) == {target}

@@ -43,7 +43,7 @@ class FakePipe:
 
 async def paced_window(stall: float) -> tuple[Any, ...]:
     """One 0.6 s window at RATE/s; the event loop is blocked for ``stall`` s in the middle."""
-    cfg = RunConfig(scenario="fanout", url="ws://127.0.0.1:1", payload_size=64)
+    cfg = RunConfig(scenario="fanout", urls=("ws://127.0.0.1:1",), payload_size=64)
     pipe = FakePipe()
     worker = Worker(0, cfg, [], pipe=cast(Any, pipe))
     wire = FakeWire()

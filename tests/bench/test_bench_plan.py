@@ -47,7 +47,7 @@ def test_ephemeral_port_range_is_read(tmp_path: Path) -> None:
 
 def test_layout_deals_round_robin() -> None:
     """Publishers and subscribers spread evenly over workers and addresses."""
-    cfg = RunConfig(scenario="fanout", url=URL, connections=6, publishers=2)
+    cfg = RunConfig(scenario="fanout", urls=(URL,), connections=6, publishers=2)
     shares = layout(connections_for(cfg), 2, ["127.0.0.2", "127.0.0.3"])
     assert [len(s) for s in shares] == [4, 4]
     assert [c.role for c in shares[0]] == ["sub", "sub", "sub", "pub"]
@@ -58,14 +58,16 @@ def test_layout_deals_round_robin() -> None:
 
 def test_rooms_and_echo_channels() -> None:
     """Room members publish to their own room; echo connections to their own channel."""
-    rooms = connections_for(RunConfig(scenario="rooms", url=URL, rooms=2, members=3))
+    rooms = connections_for(RunConfig(scenario="rooms", urls=(URL,), rooms=2, members=3))
     assert [c.channel for c in rooms] == ["bench:room.0"] * 3 + ["bench:room.1"] * 3
     assert all(c.publish_to == c.channel for c in rooms)
-    echo = connections_for(RunConfig(scenario="echo", url=URL, connections=2))
+    echo = connections_for(RunConfig(scenario="echo", urls=(URL,), connections=2))
     assert [c.channel for c in echo] == ["bench:echo.0", "bench:echo.1"]
-    rpc = connections_for(RunConfig(scenario="echo", url=URL, connections=1, echo_mode="rpc"))
+    rpc = connections_for(RunConfig(scenario="echo", urls=(URL,), connections=1, echo_mode="rpc"))
     assert rpc[0].channel == ""
-    plain = connections_for(RunConfig(scenario="fanout", url=URL, protocol="plain", connections=1))
+    plain = connections_for(
+        RunConfig(scenario="fanout", urls=(URL,), protocol="plain", connections=1)
+    )
     assert plain[0].channel == "fanout"
 
 
@@ -81,7 +83,7 @@ def test_default_paths() -> None:
 
 def test_publishers_may_get_a_process_of_their_own() -> None:
     """With publisher_process the pub connections share the last worker with nobody."""
-    cfg = RunConfig(scenario="fanout", url=URL, connections=4, publishers=2)
+    cfg = RunConfig(scenario="fanout", urls=(URL,), connections=4, publishers=2)
     shares = layout(connections_for(cfg), 3, [], publisher_process=True)
     assert [c.role for c in shares[2]] == ["pub", "pub"]
     assert [len(s) for s in shares[:2]] == [2, 2]
@@ -91,19 +93,16 @@ def test_publishers_may_get_a_process_of_their_own() -> None:
 def test_url_for_spreads_subscribers_over_nodes_and_keeps_publishers_on_the_first() -> None:
     from hubbub.bench.plan import RunConfig, connections_for, url_for
 
-    cfg = RunConfig(
-        scenario="fanout", url="ws://a", extra_urls=("ws://b",), connections=4, publishers=2
-    )
+    cfg = RunConfig(scenario="fanout", urls=("ws://a", "ws://b"), connections=4, publishers=2)
     conns = connections_for(cfg)
     subs = [url_for(cfg, c) for c in conns if c.role == "sub"]
     pubs = [url_for(cfg, c) for c in conns if c.role == "pub"]
     assert subs == ["ws://a", "ws://b", "ws://a", "ws://b"]
     assert pubs == ["ws://a", "ws://a"]
-    assert cfg.urls == ("ws://a", "ws://b")
-    assert RunConfig(
-        scenario="fanout", url="ws://a", server_pid=5, extra_server_pids=(6,)
-    ).server_pids == (5, 6)
-    single = RunConfig(scenario="fanout", url="ws://a")
+    assert cfg.url == "ws://a"
+    with pytest.raises(ValueError, match="at least one server URL"):
+        RunConfig(scenario="fanout", urls=())
+    single = RunConfig(scenario="fanout", urls=("ws://a",))
     assert all(url_for(single, c) == "ws://a" for c in connections_for(single))
 
 
@@ -140,5 +139,5 @@ def test_what_counts_as_this_machine(host: str, local: bool, over_ipv4: bool) ->
 @pytest.mark.parametrize("scenario", ["connect", "fanout", "rooms", "echo"])
 def test_total_connections_counts_what_connections_for_lists(scenario: str) -> None:
     """The runner sizes the source addresses from the total before listing connections."""
-    cfg = RunConfig(scenario=scenario, url=URL, connections=7, publishers=3, rooms=4, members=5)  # type: ignore[arg-type]
+    cfg = RunConfig(scenario=scenario, urls=(URL,), connections=7, publishers=3, rooms=4, members=5)  # type: ignore[arg-type]
     assert cfg.total_connections == len(connections_for(cfg))

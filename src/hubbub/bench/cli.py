@@ -221,13 +221,9 @@ def _servers(
     urls: list[str] | None, pids: list[int] | None, protocol: str, allow_remote: bool
 ) -> dict[str, Any]:
     """The run's server URLs and PIDs, each given once or repeated, as RunConfig fields."""
-    checked = [_url(url, protocol, allow_remote) for url in (urls or [_DEFAULT_URL])]
-    pids = pids or [0]
     return {
-        "url": checked[0],
-        "extra_urls": tuple(checked[1:]),
-        "server_pid": pids[0],
-        "extra_server_pids": tuple(pids[1:]),
+        "urls": tuple(_url(url, protocol, allow_remote) for url in (urls or [_DEFAULT_URL])),
+        "server_pids": tuple(pid for pid in pids or () if pid),  # 0: not given
     }
 
 

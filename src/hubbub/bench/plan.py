@@ -56,7 +56,9 @@ class RunConfig:
     """Everything a run needs; workers get a copy."""
 
     scenario: Literal["connect", "fanout", "rooms", "echo"]
-    url: str
+    urls: tuple[str, ...]
+    """The server's URLs (more than one: the nodes of one cluster). Connections are dealt
+    round-robin over them; fan-out publishers always use the first."""
     protocol: Literal["centrifuge", "plain", "socketio"] = "centrifuge"
     codec: str = "json"
     label: str = ""
@@ -82,13 +84,9 @@ class RunConfig:
     hold: float = 2.0
     echo_mode: Literal["publish", "rpc"] = "publish"
     pipeline: int = 1
-    server_pid: int = 0
-    extra_urls: tuple[str, ...] = ()
-    """More server URLs (other nodes of one cluster): connections are dealt round-robin
-    over ``url`` and these; fan-out publishers always use ``url``."""
-    extra_server_pids: tuple[int, ...] = ()
-    """More server processes (other nodes, or the workers of one ``--workers N``) whose
-    CPU time and RSS count as the server's."""
+    server_pids: tuple[int, ...] = ()
+    """The server's processes (several: the nodes, or the workers of one ``--workers
+    N``), whose CPU time and RSS count as the server's; none: not measured."""
     deadline: float = 600.0
     """Seconds after which the run stops whatever it is doing."""
     publisher_cpus: tuple[int, ...] = ()
@@ -98,13 +96,14 @@ class RunConfig:
     wait as latency."""
     extra: dict[str, float | str] = field(default_factory=dict)
 
-    @property
-    def urls(self) -> tuple[str, ...]:
-        return (self.url, *self.extra_urls)
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ValueError("a run needs at least one server URL")
 
     @property
-    def server_pids(self) -> tuple[int, ...]:
-        return tuple(p for p in (self.server_pid, *self.extra_server_pids) if p)
+    def url(self) -> str:
+        """The first server URL: the publishers' and the one results name."""
+        return self.urls[0]
 
     @property
     def total_connections(self) -> int:
@@ -210,9 +209,9 @@ def connections_for(cfg: RunConfig) -> list[Conn]:
 
 def url_for(cfg: RunConfig, conn: Conn) -> str:
     """The server URL ``conn`` connects to: publishers the first, others round-robin."""
-    if not cfg.extra_urls or conn.role == "pub":
-        return cfg.url
     urls = cfg.urls
+    if conn.role == "pub":
+        return urls[0]
     return urls[conn.index % len(urls)]
 
 

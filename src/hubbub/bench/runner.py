@@ -228,7 +228,7 @@ class Runner:
             codec=cfg.codec if cfg.protocol == "centrifuge" else "",
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             params=self._params(),
-            machine=system.machine(cfg.server_pid, self.fds),
+            machine=system.machine(cfg.server_pids[0] if cfg.server_pids else 0, self.fds),
             versions=system.versions(),
         )
         fleet = Fleet.start(cfg, self.shares)
@@ -281,7 +281,7 @@ class Runner:
                 "concurrency",
             )
         }
-        if cfg.extra_urls or cfg.extra_server_pids:  # nodes of a cluster, or workers
+        if len(cfg.urls) > 1 or len(cfg.server_pids) > 1:  # nodes of a cluster, or workers
             params.update(urls=list(cfg.urls), server_pids=list(cfg.server_pids))
         params.update(procs=self.procs, source_addresses=self.sources, **cfg.extra)
         if self.policy is not None:

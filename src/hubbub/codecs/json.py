@@ -15,8 +15,10 @@ from hubbub.protocol.messages import Command, Reply
 def is_utf8(payload: bytes | memoryview) -> bool:
     """JSON text must be UTF-8 (browsers drop a WebSocket that sends them anything else)."""
     data = payload if isinstance(payload, bytes) else bytes(payload)  # e.g. msgspec.Raw
-    if data.isascii():
-        return True
+    return data.isascii() or _decodes_as_utf8(data)
+
+
+def _decodes_as_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -67,7 +69,7 @@ class JsonCodec:
         # msgspec keeps ``data`` as Raw without validating it: a frame that is not UTF-8
         # would be published and then break every JSON reader of the channel, so it is
         # refused here, for every transport. ASCII (most JSON) costs one quick scan.
-        if not frame.isascii() and not is_utf8(frame):
+        if not frame.isascii() and not _decodes_as_utf8(frame):
             raise ProtocolError("JSON message is not valid UTF-8")
         try:
             if frame.find(b"\n") < 0:
