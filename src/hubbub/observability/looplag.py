@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Final
 
-from hubbub.observability.metrics import Metrics
-
-INTERVAL: Final = 0.01
-"""Seconds between samples: 100 wake-ups a second, a few microseconds each."""
+from hubbub.observability.metrics import LOOP_LAG_INTERVAL, Metrics
 
 
-async def watch_loop_lag(metrics: Metrics, interval: float = INTERVAL) -> None:
+async def watch_loop_lag(metrics: Metrics, interval: float = LOOP_LAG_INTERVAL) -> None:
     """Record, until cancelled, how late each ``interval`` sleep ends."""
     while True:
         due = time.monotonic() + interval

@@ -61,6 +61,8 @@ DELIVERY_BUCKETS: Final = (
 # (a long callback, a big write round, the collector) before it could run. The same
 # 1-2.5-5 scale, from 0.5 ms (libuv's timers have 1 ms resolution) to 2.5 s.
 LOOP_LAG_BUCKETS: Final = (*DELIVERY_BUCKETS[DELIVERY_BUCKETS.index(0.0005) :], 2.5)
+LOOP_LAG_INTERVAL: Final = 0.01
+"""Seconds between loop lag samples: 100 wake-ups a second, a few microseconds each."""
 
 
 class Buckets:
@@ -201,6 +203,7 @@ class _Collector(Collector):
         )
         yield m.loop_lag.family(
             "event_loop_lag_seconds",
-            "How late the event loop ran a timer it was given (sampled every 10 ms): "
+            "How late the event loop ran a timer it was given (sampled every "
+            f"{LOOP_LAG_INTERVAL * 1000:g} ms): "
             "the time it was busy with other work first.",
         )
