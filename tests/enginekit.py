@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,14 +76,17 @@ async def publish_many(
     return [await broker.publish(channel, pub(n), history) for n in range(1, count + 1)]
 
 
-def count_pings(nc: Any) -> list[int]:
+def count_pings(nc: Any, hold: asyncio.Event | None = None) -> list[int]:
     """Count the PINGs the NATS engines send to confirm (nats-py ``flush``) on ``nc`` from
-    now on; the count is the list's one item."""
+    now on; the count is the list's one item. With ``hold``, each waits for it to be set
+    before it goes out: a confirmation stays pending until the test lets it go."""
     flush = nc.flush
     pings = [0]
 
     async def counted(*args: Any, **kwargs: Any) -> None:
         pings[0] += 1
+        if hold is not None:
+            await hold.wait()
         await flush(*args, **kwargs)
 
     nc.flush = counted

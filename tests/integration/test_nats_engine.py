@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from conformance.case_nats import scratch_url, unavailable
 from conftest import ServerFactory, eventually, ws_url
+from core.fakes import turns
 from enginekit import HISTORY, Recorder, client, count_pings, numbers, pub
 from faultproxy import FaultProxy
 
@@ -163,28 +164,18 @@ async def test_a_send_after_the_ping_went_out_waits_for_the_next(
     if eager and not hasattr(asyncio, "eager_task_factory"):
         pytest.skip("asyncio.eager_task_factory needs Python 3.12+")
     broker, _ = await brokers(url)
-    nc = broker._link.nc
-    flushes, gate, flush = 0, asyncio.Event(), nc.flush
-
-    async def held(timeout: int = 10) -> None:
-        nonlocal flushes
-        flushes += 1
-        await gate.wait()  # the PING is out, its PONG not yet read
-        await flush(timeout)
-
-    nc.flush = held  # type: ignore[method-assign]
+    gate = asyncio.Event()
+    pings = count_pings(broker._link.nc, hold=gate)  # a PING is out, its PONG not yet read
     loop = asyncio.get_running_loop()
     if eager:
         loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
     try:
         first = asyncio.ensure_future(broker.publish(CHANNEL, pub(1), None))
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert flushes == 1
+        await turns(5)
+        assert pings == [1]
         second = asyncio.ensure_future(broker.publish(CHANNEL, pub(2), None))
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert flushes == 2
+        await turns(5)
+        assert pings == [2]
         gate.set()
         await asyncio.gather(first, second)
     finally:
