@@ -139,5 +139,10 @@ async def test_publishes_sent_in_one_frame_arrive_in_order_on_every_node(
     for subscriber in subscribers:
         received = await subscriber.pubs(60, timeout=400 * UNIT)
         assert [p["data"]["seq"] for p in received] == list(range(60))
+    # Once: a publication sent after them is the next each subscriber sees, not a copy.
+    await publisher.call("publish", {"channel": channel, "data": {"seq": "end"}})
+    for subscriber in subscribers:
+        (after,) = await subscriber.pubs(1, timeout=400 * UNIT)
+        assert after["data"]["seq"] == "end"
     for client in (publisher, *subscribers):
         await client.close()
