@@ -1,7 +1,7 @@
 """The core without sockets: command dispatch rate and Python memory per session.
 
     python benchmarks/inproc.py dispatch [--commands 50000]
-    python benchmarks/inproc.py fanout [--subscribers 1000 --publications 300]
+    python benchmarks/inproc.py fanout [--subscribers 1000 --publications 300 --per-frame 1]
     python benchmarks/inproc.py memory [--sessions 5000]
 
 ``dispatch`` feeds publish commands (100 sessions, each subscribed to its own channel,
@@ -98,7 +98,7 @@ async def dispatch(commands: int, rpc: bool = False, per_frame: int = 1) -> None
     await node.shutdown(0)
 
 
-async def fanout(subscribers: int, publications: int) -> None:
+async def fanout(subscribers: int, publications: int, per_frame: int = 1) -> None:
     node = await _node()
     codec = node.codecs.get("json")
     sessions = []
@@ -108,9 +108,10 @@ async def fanout(subscribers: int, publications: int) -> None:
         sessions.append(session)
     await _turns()
     publisher = sessions[0]
-    frame = b'{"id":3,"publish":{"channel":"bench:f","data":%s}}' % PAYLOAD
+    command = b'{"id":3,"publish":{"channel":"bench:f","data":%s}}' % PAYLOAD
+    frame = b"\n".join([command] * per_frame)  # a publisher's burst, read in one turn
     start = time.perf_counter()
-    for _ in range(publications):
+    for _ in range(publications // per_frame):
         publisher.data_received(frame)
         await _turns(2)
     elapsed = time.perf_counter() - start
@@ -149,12 +150,13 @@ def main() -> None:
     fan = sub.add_parser("fanout")
     fan.add_argument("--subscribers", type=int, default=1_000)
     fan.add_argument("--publications", type=int, default=300)
+    fan.add_argument("--per-frame", type=int, default=1, help="publish commands in each frame")
     sub.add_parser("memory").add_argument("--sessions", type=int, default=5_000)
     args = parser.parse_args()
     if args.what == "dispatch":
         uvloop.run(dispatch(args.commands, args.rpc, args.per_frame))
     elif args.what == "fanout":
-        uvloop.run(fanout(args.subscribers, args.publications))
+        uvloop.run(fanout(args.subscribers, args.publications, args.per_frame))
     else:
         uvloop.run(memory(args.sessions))
 

@@ -5,6 +5,7 @@ machine whose clock speed and neighbours are not.
     python benchmarks/instructions.py rpc          # per RPC command (inproc.py dispatch --rpc)
     python benchmarks/instructions.py rpc16        # the same, 16 commands per frame
     python benchmarks/instructions.py fanout       # per delivery (inproc.py fanout, 1,000 subs)
+    python benchmarks/instructions.py fanout20     # the same, 100 subs, 20 publications a turn
 
 Runs ``benchmarks/inproc.py`` twice under ``valgrind --tool=callgrind`` with a small and
 a larger amount of work and divides the difference in instructions by the difference
@@ -41,12 +42,20 @@ WORK = {
         1000,
         "delivery",
     ),
+    "fanout20": (
+        lambda n: [
+            "fanout", "--subscribers", "100", "--per-frame", "20", "--publications", str(n)
+        ],
+        100,
+        "delivery, 20 publications per turn",
+    ),
 }
 AMOUNTS = {
     "dispatch": (1_000, 4_000),
     "rpc": (1_600, 6_400),
     "rpc16": (1_600, 6_400),
     "fanout": (20, 80),
+    "fanout20": (400, 1_600),
 }
 
 
