@@ -1,8 +1,13 @@
-"""Fan-out: from one publication to the write queues of every local subscriber.
+"""Fan-out: from publications to the write queues of every local subscriber.
 
-A publication is encoded once per codec in use on the channel and the same bytes are
-queued on every subscriber; each session's queue is flushed once at the end of the
-loop turn (``Flusher``), so a burst of publications reaches a client as one frame.
+The publications a channel receives in one loop turn are kept together and delivered
+at the end of the turn (``Flusher``): each is encoded once per codec in use on the
+channel, the turn's items are joined once per codec, and every subscriber is handed
+that one frame, so a burst costs each subscriber one queue entry and one write, not
+one per publication. Anything that must come after them for some subscriber (a new
+or leaving subscriber, a join or leave, a recovery's merge, a close) delivers the
+channel's turn first (``Hub.settle``), so each client sees the order it would have
+seen had every publication been queued on arrival.
 """
 
 from __future__ import annotations
@@ -39,12 +44,26 @@ def push_item(codec: Codec, channel: str, pub: Publication) -> bytes | None:
     return codec.encode(Reply(push=Push(channel=channel, pub=pub)))
 
 
+def frame_of(codec: Codec, channel: str, pubs: list[Publication]) -> tuple[bytes, int, bool]:
+    """``pubs`` as one frame for ``codec``: the frame (b"" when none fits), how many
+    publications it holds, and whether that is all of them (a payload that does not
+    fit ends the frame: what follows it would arrive out of order)."""
+    items: list[bytes] = []
+    for pub in pubs:
+        item = push_item(codec, channel, pub)
+        if item is None:
+            break
+        items.append(item)
+    return (codec.join(items) if items else b""), len(items), len(items) == len(pubs)
+
+
 class Flusher:
     """Flushes every session that queued something, once per loop turn."""
 
     def __init__(self, loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
         """``loop`` gives the running loop (the node's, asked once per turn at most)."""
         self._dirty: list[Session] = []
+        self._first: list[Callable[[], None]] = []
         self._scheduled = False
         self._loop = loop
 
@@ -54,8 +73,22 @@ class Flusher:
             self._scheduled = True
             self._loop().call_soon(self.flush)
 
+    def first(self, deliver: Callable[[], None]) -> None:
+        """Call ``deliver`` at the start of this turn's flush: what it queues goes out
+        with the rest."""
+        self._first.append(deliver)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop().call_soon(self.flush)
+
     def flush(self) -> None:
         self._scheduled = False
+        first, self._first = self._first, []
+        for deliver in first:
+            try:
+                deliver()
+            except Exception:  # the sessions' own queues still go out
+                _log.exception("delivery failed")
         dirty, self._dirty = self._dirty, []
         for session in dirty:
             try:
@@ -67,22 +100,30 @@ class Flusher:
 class Hub:
     """Local subscribers by channel; implements the broker's event handler."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, flusher: Flusher) -> None:
         self._channels: dict[str, dict[Session, Subscription]] = {}
+        self._turn: dict[str, list[Publication]] = {}
+        """Publications received this turn and not yet delivered, by channel."""
         self._metrics = metrics
+        self._flusher = flusher
 
     def add(self, session: Session, sub: Subscription) -> None:
-        """Add a subscriber (the node keeps the broker in line with ``subscribers``)."""
+        """Add a subscriber (the node keeps the broker in line with ``subscribers``).
+        It gets what is published from now on: the turn's earlier publications go to
+        the subscribers they found."""
+        self.settle(sub.channel)
         subscribers = self._channels.get(sub.channel)
         if subscribers is None:
             subscribers = self._channels[sub.channel] = {}
         subscribers[session] = sub
 
     def remove(self, session: Session, channel: str) -> None:
-        """Remove a subscriber; a channel left without one is forgotten."""
+        """Remove a subscriber, after handing it the turn's publications so far; a
+        channel left without one is forgotten."""
         subscribers = self._channels.get(channel)
         if subscribers is None:
             return
+        self.settle(channel)
         subscribers.pop(session, None)
         if not subscribers:
             del self._channels[channel]
@@ -96,25 +137,47 @@ class Hub:
     # -------------------------------------------------------- broker event handler
 
     def on_publication(self, channel: str, pub: Publication) -> None:
-        subscribers = self._channels.get(channel)
-        if not subscribers:
+        if channel not in self._channels:
             return
         if pub.time:
             self._metrics.delivered(max(0.0, time.time() - pub.time / 1000))
-        encoded: dict[Codec, bytes | None] = {}
-        for session, sub in subscribers.items():
+        turn = self._turn.get(channel)
+        if turn is not None:
+            turn.append(pub)
+            return
+        if not self._turn:
+            self._flusher.first(self.deliver)
+        self._turn[channel] = [pub]
+
+    def deliver(self) -> None:
+        """Hand every channel's publications of this turn to its subscribers."""
+        while self._turn:
+            channel = next(iter(self._turn))
+            self.settle(channel)
+
+    def settle(self, channel: str) -> None:
+        """Hand ``channel``'s publications of this turn to its subscribers now: before
+        a change that must come after them."""
+        pubs = self._turn.pop(channel, None)
+        if pubs is None:
+            return
+        subscribers = self._channels.get(channel)
+        if not subscribers:
+            return
+        frames: dict[Codec, tuple[bytes, int, bool]] = {}
+        for session, sub in list(subscribers.items()):
             if sub.pending is not None:
-                sub.pending.append(pub)
+                sub.pending.extend(pubs)
                 continue
             codec = session.codec
-            if codec in encoded:
-                item = encoded[codec]
-            else:
-                item = encoded[codec] = push_item(codec, channel, pub)
-            if item is None:
+            framed = frames.get(codec)
+            if framed is None:
+                framed = frames[codec] = frame_of(codec, channel, pubs)
+            frame, count, whole = framed
+            if count:
+                session.push(frame, count)
+            if not whole:
                 session.close(codes.INAPPROPRIATE_PROTOCOL)
-            else:
-                session.push(item)
 
     def on_join(self, channel: str, info: ClientInfo) -> None:
         self._presence_push(channel, Reply(push=Push(channel=channel, join=Join(info=info))))
@@ -140,6 +203,7 @@ class Hub:
         subscribers = self._channels.get(channel)
         if not subscribers:
             return
+        self.settle(channel)
         encoded: dict[Codec, bytes] = {}
         for session, sub in subscribers.items():
             if not sub.join_leave or sub.pending is not None:

@@ -69,8 +69,8 @@ class Node:
         self.metrics = metrics if metrics is not None else Metrics()
         self.hooks = hooks if hooks is not None else Hooks()
         self.handlers = Handlers(self)
-        self.hub = Hub(self.metrics)
         self.flusher = Flusher(lambda: self.loop)
+        self.hub = Hub(self.metrics, self.flusher)
         self.sessions: dict[str, Session] = {}
         self._awaiting: dict[Session, float] = {}  # not yet connected → accepted at, in order
         self._open: set[Session] = set()  # sessions whose socket is still there
@@ -315,6 +315,7 @@ class Node:
         sub = session.subscriptions.get(channel)
         if sub is None or sub.pending is None:
             return
+        self.hub.settle(channel)  # the turn's publications so far join the pending ones
         pending, sub.pending = sub.pending, None
         last = result.publications[-1].offset if result.publications else result.offset
         for pub in pending:

@@ -135,6 +135,7 @@ class Session:
         "_limit",
         "_queue",
         "_queued_bytes",
+        "_queued_messages",
         "_worker",
         "client_id",
         "codec",
@@ -164,7 +165,9 @@ class Session:
         self.missed_pongs = 0
         self.ponged = True
         self._queue: list[bytes] = []
+        """Items and frames to write; the codec joins them into one frame."""
         self._queued_bytes = 0
+        self._queued_messages = 0
         self._inbox: list[Command | ServerAction] = []  # a deque: 760 bytes per connection
         self._worker: asyncio.Task[None] | None = None
         self._backlog = 0  # what the transport still held after the last flush
@@ -343,8 +346,10 @@ class Session:
 
     # ------------------------------------------------------------------ outbound
 
-    def push(self, item: bytes) -> None:
-        """Queue one encoded message; it goes out with the others at the end of the turn."""
+    def push(self, item: bytes, count: int = 1) -> None:
+        """Queue an encoded message, or a frame of ``count`` of them (``Codec.join``
+        joins frames as it joins items); it goes out with the others at the end of the
+        turn."""
         # Fan-out calls this once per subscriber: attribute lookups are kept to a minimum.
         if self.state is _CLOSED:
             return
@@ -352,6 +357,7 @@ class Session:
         if not queue:
             self.node.flusher.mark(self)
         queue.append(item)
+        self._queued_messages += count
         self._queued_bytes += len(item)
         if self._queued_bytes + self._backlog > self._limit:
             self._slow()
@@ -389,7 +395,8 @@ class Session:
         queue = self._queue
         self._queue = []
         nbytes = self._queued_bytes
-        self._queued_bytes = 0
+        messages = self._queued_messages
+        self._queued_bytes = self._queued_messages = 0
         # A frame of one message is that message (the Codec contract): the common case
         # of a fan-out turn, one per subscriber, needs no join call.
         if len(queue) == 1:
@@ -404,7 +411,7 @@ class Session:
             self.close(codes.WRITE_ERROR)
             return
         metrics = self.node.metrics
-        metrics.messages_sent += len(queue)
+        metrics.messages_sent += messages
         metrics.bytes_sent += nbytes
         if backlog > self._limit:
             self._slow()
@@ -417,7 +424,7 @@ class Session:
             limit=self.node.settings.client.write_buffer_bytes,
         )
         self._queue.clear()
-        self._queued_bytes = 0
+        self._queued_bytes = self._queued_messages = 0
         self.close(codes.SLOW)
 
     # ------------------------------------------------------------------- closing
@@ -426,17 +433,24 @@ class Session:
         """Flush what is queued, then close the transport with ``disconnect``."""
         if self.closed:
             return
+        if disconnect is not codes.SLOW and self.subscriptions:
+            hub = self.node.hub
+            for channel in list(self.subscriptions):  # its channels' turn so far goes too
+                hub.settle(channel)
+            if self.closed:  # that delivery found it slow
+                return
         self.state = State.CLOSED
         worker = self._worker
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()  # a command in flight must not subscribe a closed session
         if self._queue and disconnect is not codes.SLOW:
             queue, self._queue = self._queue, []
-            self._queued_bytes = 0
+            messages = self._queued_messages
+            self._queued_bytes = self._queued_messages = 0
             with contextlib.suppress(Exception):
                 frame = self.codec.join(queue)
                 self.connection.write(frame)
-                self.node.metrics.messages_sent += len(queue)
+                self.node.metrics.messages_sent += messages
                 self.node.metrics.bytes_sent += len(frame)
         self.node.metrics.disconnect(disconnect.code)
         _log.debug("closing", client=self.client_id, code=disconnect.code, reason=disconnect.reason)
@@ -453,3 +467,4 @@ class Session:
             self._worker.cancel()
         self._inbox.clear()
         self._queue.clear()
+        self._queued_bytes = self._queued_messages = 0

@@ -1,0 +1,201 @@
+"""Tests for the hub's turns: a channel's publications of one loop turn are joined once
+per codec and handed to each subscriber as one frame, and every change that must come
+after them for some subscriber still does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from conftest import chat_settings
+
+from hubbub.codecs.json import JsonCodec
+from hubbub.codecs.msgpack import MsgpackCodec
+from hubbub.codecs.protobuf import ProtobufCodec
+from hubbub.core.node import Node
+from hubbub.core.session import Session, Subscription
+from hubbub.protocol import codes
+from hubbub.protocol.messages import Publication, Reply, SubscribeResult
+
+from .fakes import RecordingConnection, turns
+from .test_fanout import ALICE, ROOM, CountingCodec, publication
+
+
+class JoinCountingCodec(CountingCodec):
+    """Counts the joins too, and how many items each joined."""
+
+    def __init__(self, name: str = "json-join-counting", *, binary: bool = False) -> None:
+        super().__init__(name, binary=binary)
+        self.joins: list[int] = []
+
+    def join(self, items: Sequence[bytes]) -> bytes:
+        self.joins.append(len(items))
+        return super().join(items)
+
+
+@pytest.fixture
+def node() -> Node:
+    """A node that is not started: the tests call the hub directly."""
+    return Node(chat_settings())
+
+
+def subscribe(
+    node: Node, codec: CountingCodec, *, join_leave: bool = False, pending: bool = False
+) -> tuple[Session, RecordingConnection]:
+    conn = RecordingConnection()
+    session = node.accept(conn, codec)
+    sub = Subscription(ROOM, join_leave=join_leave, pending=[] if pending else None)
+    session.subscriptions[ROOM] = sub
+    node.hub.add(session, sub)
+    return session, conn
+
+
+def numbered(n: int) -> Publication:
+    return publication(b'{"n":%d}' % n, offset=n)
+
+
+def received(conn: RecordingConnection) -> list[object]:
+    """What one connection was sent, in order: publication numbers, "join" or "leave"."""
+    return pushed(conn.replies())
+
+
+def pushed(replies: list[Reply]) -> list[object]:
+    seen: list[object] = []
+    for reply in replies:
+        push = reply.push
+        assert push is not None
+        if push.pub is not None:
+            seen.append(int(bytes(push.pub.data)[5:-1]))
+        else:
+            seen.append("join" if push.join is not None else "leave")
+    return seen
+
+
+async def test_a_burst_is_encoded_once_and_joined_once_per_codec(node: Node) -> None:
+    """Five publications in one turn to 50 subscribers: five encodes and one join, and
+    each subscriber writes that one frame (before, each of them joined the five again)."""
+    codec = JoinCountingCodec()
+    conns = [subscribe(node, codec)[1] for _ in range(50)]
+    for n in range(1, 6):
+        node.hub.on_publication(ROOM, numbered(n))
+    await turns()
+    assert len(codec.encoded) == 5
+    assert codec.joins == [5]
+    assert all(conn.frames == conns[0].frames for conn in conns)
+    assert len(conns[0].frames) == 1
+    assert received(conns[0]) == [1, 2, 3, 4, 5]
+    assert node.metrics.messages_sent == 250  # messages, not frames
+
+
+async def test_a_subscriber_added_mid_turn_gets_only_what_follows(node: Node) -> None:
+    codec = CountingCodec()
+    _, early = subscribe(node, codec)
+    node.hub.on_publication(ROOM, numbered(1))
+    _, late = subscribe(node, codec)
+    node.hub.on_publication(ROOM, numbered(2))
+    await turns()
+    assert received(early) == [1, 2]
+    assert received(late) == [2]
+
+
+async def test_a_subscriber_removed_mid_turn_gets_what_came_before(node: Node) -> None:
+    codec = CountingCodec()
+    _, stays = subscribe(node, codec)
+    leaving, leaves = subscribe(node, codec)
+    node.hub.on_publication(ROOM, numbered(1))
+    node.hub.remove(leaving, ROOM)
+    node.hub.on_publication(ROOM, numbered(2))
+    await turns()
+    assert received(stays) == [1, 2]
+    assert received(leaves) == [1]
+
+
+async def test_a_join_between_publications_stays_between_them(node: Node) -> None:
+    codec = CountingCodec()
+    _, conn = subscribe(node, codec, join_leave=True)
+    node.hub.on_publication(ROOM, numbered(1))
+    node.hub.on_join(ROOM, ALICE)
+    node.hub.on_publication(ROOM, numbered(2))
+    node.hub.on_leave(ROOM, ALICE)
+    await turns()
+    assert received(conn) == [1, "join", 2, "leave"]
+
+
+async def test_the_turn_reaches_a_recovering_subscriber_once(node: Node) -> None:
+    """Publications 1 and 2 arrive while the subscribe reply is prepared, in the turn it
+    is sent; the reply carries 1 already. The client then gets 2 once, after the reply:
+    the turn is merged into what waited, not delivered live beside it."""
+    codec = CountingCodec()
+    session, conn = subscribe(node, codec, pending=True)
+    node.hub.on_publication(ROOM, numbered(1))
+    node.hub.on_publication(ROOM, numbered(2))
+    session.push(codec.encode(Reply(id=7)))  # the subscribe reply, as the session queues it
+    result = SubscribeResult(positioned=True, offset=1, publications=[numbered(1)])
+    node.release_pending(session, ROOM, result)
+    await turns()
+    replies = conn.replies()
+    assert replies[0].id == 7
+    assert pushed(replies[1:]) == [2]
+
+
+async def test_a_session_closed_mid_turn_is_sent_the_turn_first(node: Node) -> None:
+    codec = CountingCodec()
+    session, conn = subscribe(node, codec)
+    node.hub.on_publication(ROOM, numbered(1))
+    session.close(codes.FORCE_RECONNECT)
+    node.hub.on_publication(ROOM, numbered(2))
+    await turns()
+    assert received(conn) == [1]
+    assert conn.closed_with == codes.FORCE_RECONNECT
+
+
+async def test_a_slow_subscriber_found_by_the_turn_is_closed_once() -> None:
+    """The turn's frame takes the session over its write buffer while it closes for
+    another reason: it closes once, as slow, with nothing written."""
+    node = Node(chat_settings(**{"client.write_buffer_bytes": 1024}))
+    codec = CountingCodec()
+    session, conn = subscribe(node, codec)
+    node.hub.on_publication(ROOM, publication(b'"%s"' % (b"x" * 2048)))
+    session.close(codes.FORCE_RECONNECT)
+    await turns()
+    assert conn.closes == [codes.SLOW]
+    assert conn.frames == []
+
+
+async def test_a_payload_that_does_not_fit_ends_the_text_frame(node: Node) -> None:
+    """JSON subscribers get what came before a binary payload, then 3506; binary-codec
+    subscribers get all three."""
+    text, binary = CountingCodec("text"), CountingCodec("binary", binary=True)
+    _, text_conn = subscribe(node, text)
+    _, binary_conn = subscribe(node, binary)
+    node.hub.on_publication(ROOM, numbered(1))
+    node.hub.on_publication(ROOM, publication(b"\x00\xffnot json", offset=2))
+    node.hub.on_publication(ROOM, numbered(3))
+    await turns()
+    assert received(text_conn) == [1]
+    assert text_conn.closed_with == codes.INAPPROPRIATE_PROTOCOL
+    (frame,) = binary_conn.frames  # JSON lines under a binary codec's name
+    assert frame.count(b"\n") == 2
+    assert binary_conn.closed_with is None
+
+
+async def test_publications_of_two_turns_go_out_as_two_frames(node: Node) -> None:
+    codec = CountingCodec()
+    _, conn = subscribe(node, codec)
+    node.hub.on_publication(ROOM, numbered(1))
+    await turns()
+    node.hub.on_publication(ROOM, numbered(2))
+    await turns()
+    assert len(conn.frames) == 2
+    assert received(conn) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "codec", [JsonCodec(), ProtobufCodec(), MsgpackCodec()], ids=lambda codec: codec.name
+)
+def test_joining_frames_is_joining_their_items(codec: JsonCodec) -> None:
+    """The Codec contract the turn relies on: a session joins the hub's frame with its
+    other items as it would have joined the items themselves."""
+    items = [codec.encode(Reply(id=n)) for n in range(1, 6)]
+    assert codec.join([codec.join(items[:3]), codec.join(items[3:])]) == codec.join(items)
+    assert [r.id for r in codec.decode(codec.join(items), Reply)] == [1, 2, 3, 4, 5]
