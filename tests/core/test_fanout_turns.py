@@ -4,6 +4,7 @@ after them for some subscriber still does."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -177,6 +178,44 @@ async def test_a_payload_that_does_not_fit_ends_the_text_frame(node: Node) -> No
     (frame,) = binary_conn.frames  # JSON lines under a binary codec's name
     assert frame.count(b"\n") == 2
     assert binary_conn.closed_with is None
+
+
+async def test_closes_that_detach_at_once_leave_the_delivery_whole(node: Node) -> None:
+    """Under an eager task factory (3.12+) a close releases its channels at once, so
+    subscribers leave the channel while its turn is being handed out: every one is
+    still served or closed, and the loop goes on (iterating the live table raised)."""
+    if not hasattr(asyncio, "eager_task_factory"):
+        pytest.skip("asyncio.eager_task_factory needs Python 3.12+")
+    text, binary = CountingCodec("text"), CountingCodec("binary", binary=True)
+    texts = [subscribe(node, text)[1] for _ in range(3)]
+    _, binary_conn = subscribe(node, binary)
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)
+    try:
+        node.hub.on_publication(ROOM, publication(b"\x00\xffnot json"))
+        await turns()
+    finally:
+        loop.set_task_factory(None)
+    assert [conn.closed_with for conn in texts] == [codes.INAPPROPRIATE_PROTOCOL] * 3
+    assert len(binary_conn.frames) == 1
+    assert node.hub.subscribers(ROOM) == 1
+
+
+async def test_slow_subscribers_that_leave_at_once_leave_a_join_whole() -> None:
+    """The same for a join that finds its subscribers over their write buffer."""
+    if not hasattr(asyncio, "eager_task_factory"):
+        pytest.skip("asyncio.eager_task_factory needs Python 3.12+")
+    node = Node(chat_settings(**{"client.write_buffer_bytes": 16}))
+    conns = [subscribe(node, CountingCodec(), join_leave=True)[1] for _ in range(3)]
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)
+    try:
+        node.hub.on_join(ROOM, ALICE)
+        await turns()
+    finally:
+        loop.set_task_factory(None)
+    assert [conn.closed_with for conn in conns] == [codes.SLOW] * 3
+    assert node.hub.subscribers(ROOM) == 0
 
 
 async def test_publications_of_two_turns_go_out_as_two_frames(node: Node) -> None:

@@ -164,20 +164,29 @@ class Hub:
         subscribers = self._channels.get(channel)
         if not subscribers:
             return
+        # Once per subscriber: most share one codec, so it is compared by identity and
+        # the dict is asked only when it changes. A copy of the subscribers: a close
+        # here may detach one at once (under an eager task factory).
         frames: dict[Codec, tuple[bytes, int, bool]] = {}
+        last: Codec | None = None
+        frame, count, whole = b"", 0, True
         for session, sub in list(subscribers.items()):
             if sub.pending is not None:
                 sub.pending.extend(pubs)
                 continue
             codec = session.codec
-            framed = frames.get(codec)
-            if framed is None:
-                framed = frames[codec] = frame_of(codec, channel, pubs)
-            frame, count, whole = framed
+            if codec is not last:
+                framed = frames.get(codec)
+                if framed is None:
+                    framed = frames[codec] = frame_of(codec, channel, pubs)
+                frame, count, whole = framed
+                last = codec
+            if whole:
+                session.push(frame, count)
+                continue
             if count:
                 session.push(frame, count)
-            if not whole:
-                session.close(codes.INAPPROPRIATE_PROTOCOL)
+            session.close(codes.INAPPROPRIATE_PROTOCOL)
 
     def on_join(self, channel: str, info: ClientInfo) -> None:
         self._presence_push(channel, Reply(push=Push(channel=channel, join=Join(info=info))))
@@ -205,7 +214,7 @@ class Hub:
             return
         self.settle(channel)
         encoded: dict[Codec, bytes] = {}
-        for session, sub in subscribers.items():
+        for session, sub in list(subscribers.items()):  # a slow one may leave at once
             if not sub.join_leave or sub.pending is not None:
                 continue
             item = encoded.get(session.codec)
