@@ -541,6 +541,10 @@ class Runner:
                 self._recover(fleet)
         best = stepper.best
         if self.half_rate and best is not None and policy.factor > 1:
+            # It follows the steps that overloaded the server (and may have had some
+            # connections ended and opened again): it warms up at its own rate first,
+            # as the first step does, so it measures that rate, not the way back.
+            self._warm(fleet, progress, best.rate / 2)
             index = len(steps)
             step = self._window(
                 fleet,
