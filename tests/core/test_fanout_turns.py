@@ -218,6 +218,27 @@ async def test_slow_subscribers_that_leave_at_once_leave_a_join_whole() -> None:
     assert node.hub.subscribers(ROOM) == 0
 
 
+async def test_a_turn_of_publications_costs_one_flush(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sessions the turn's delivery marks are flushed in the same call, not in one
+    more the loop runs next turn for nothing."""
+    flusher = node.flusher
+    calls: list[None] = []
+    flush = flusher.flush
+
+    def counted() -> None:
+        calls.append(None)
+        flush()
+
+    monkeypatch.setattr(flusher, "flush", counted)
+    conns = [subscribe(node, CountingCodec())[1] for _ in range(3)]
+    node.hub.on_publication(ROOM, numbered(1))
+    await turns(5)
+    assert len(calls) == 1
+    assert all(received(conn) == [1] for conn in conns)
+
+
 async def test_publications_of_two_turns_go_out_as_two_frames(node: Node) -> None:
     codec = CountingCodec()
     _, conn = subscribe(node, codec)
