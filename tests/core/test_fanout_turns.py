@@ -16,9 +16,9 @@ from hubbub.codecs.protobuf import ProtobufCodec
 from hubbub.core.node import Node
 from hubbub.core.session import Session, Subscription
 from hubbub.protocol import codes
-from hubbub.protocol.messages import Publication, Reply, SubscribeResult
+from hubbub.protocol.messages import Publication, Reply, SubscribeResult, raw
 
-from .fakes import RecordingConnection, turns
+from .fakes import Client, RecordingConnection, connected, drain, turns
 from .test_fanout import ALICE, ROOM, CountingCodec, publication
 
 
@@ -216,6 +216,68 @@ async def test_slow_subscribers_that_leave_at_once_leave_a_join_whole() -> None:
         loop.set_task_factory(None)
     assert [conn.closed_with for conn in conns] == [codes.SLOW] * 3
     assert node.hub.subscribers(ROOM) == 0
+
+
+async def test_a_publication_a_codec_fails_on_is_left_out_and_the_rest_goes(
+    node: Node,
+) -> None:
+    """A tag that is not a string (a hook's bug) makes protobuf's encode raise: that
+    publication is logged and left out for protobuf subscribers; the JSON subscriber,
+    the publications after it, the other channel and a close later are unaffected (it
+    used to stop every later turn from being handed out)."""
+    other = "chat:other"
+    _, protobuf = subscribe(node, ProtobufCodec())  # type: ignore[arg-type]
+    json_session, json_conn = subscribe(node, CountingCodec())
+    elsewhere = RecordingConnection()
+    session = node.accept(elsewhere, CountingCodec())
+    sub = Subscription(other, pending=None)
+    session.subscriptions[other] = sub
+    node.hub.add(session, sub)
+    node.hub.on_publication(ROOM, publication(b'{"n":1}', offset=1))
+    bad_tag = Publication(data=raw(b'{"n":2}'), offset=2, tags={"k": 1})  # type: ignore[dict-item]
+    node.hub.on_publication(ROOM, bad_tag)
+    node.hub.on_publication(ROOM, numbered(3))
+    node.hub.on_publication(other, numbered(4))
+    await turns()
+    (frame,) = protobuf.frames
+    assert pushed(ProtobufCodec().decode(frame, Reply)) == [1, 3]
+    assert offsets(json_conn) == [1, 2, 3]  # JSON writes the tag as it is
+    assert received(elsewhere) == [4]
+    node.hub.on_publication(ROOM, numbered(5))
+    json_session.close(codes.FORCE_RECONNECT)
+    assert offsets(json_conn) == [1, 2, 3, 5]
+
+
+def offsets(conn: RecordingConnection) -> list[int]:
+    return [message["push"]["pub"]["offset"] for message in conn.messages()]
+
+
+async def test_a_leave_published_while_a_turn_is_handed_out_comes_after_it() -> None:
+    """Under an eager task factory the close of a JSON subscriber that a binary payload
+    refuses publishes its leave at once, while its channel's turn is being handed out:
+    a subscriber served after it gets the turn first, then the leave."""
+    if not hasattr(asyncio, "eager_task_factory"):
+        pytest.skip("asyncio.eager_task_factory needs Python 3.12+")
+    node = Node(chat_settings())
+    await node.start()
+    loop = asyncio.get_running_loop()
+    try:
+        leaving = await connected(node)
+        staying = Client(node, CountingCodec("binary", binary=True))  # JSON lines inside
+        await staying.connect()
+        for client in (leaving, staying):
+            assert (await client.call("subscribe", {"channel": ROOM})).subscribe is not None
+        await drain(leaving.session)
+        staying.conn.frames.clear()
+        loop.set_task_factory(asyncio.eager_task_factory)
+        node.hub.on_publication(ROOM, publication(b"\x00\xffnot json", offset=9))
+        await turns(10)
+    finally:
+        loop.set_task_factory(None)
+        await node.shutdown(0)
+    assert leaving.conn.closed_with == codes.INAPPROPRIATE_PROTOCOL
+    sent = b"\n".join(staying.conn.frames)
+    assert 0 <= sent.find(b"not json") < sent.find(b'"leave"')
 
 
 async def test_a_turn_of_publications_costs_one_flush(

@@ -35,7 +35,10 @@ class Codec(Protocol):
 
     def join(self, items: Sequence[bytes]) -> bytes:
         """One frame holding ``items`` in order; a frame of one item is that item's bytes
-        (the session writes a lone message without calling this)."""
+        (the session writes a lone message without calling this). Frames it made are
+        items too: ``join([join(a), join(b)]) == join(a + b)``. The hub joins a channel's
+        publications of one loop turn once, and each session joins that frame with
+        its other messages."""
         ...
 
     def decode(self, frame: bytes, kind: type[M]) -> list[M]:

@@ -6,8 +6,11 @@ channel, the turn's items are joined once per codec, and every subscriber is han
 that one frame, so a burst costs each subscriber one queue entry and one write, not
 one per publication. Anything that must come after them for some subscriber (a new
 or leaving subscriber, a join or leave, a recovery's merge, a close) delivers the
-channel's turn first (``Hub.settle``), so each client sees the order it would have
-seen had every publication been queued on arrival.
+channel's turn first (``Hub.settle``), so within a channel each client sees the order
+it would have seen had every publication been queued on arrival. Across channels, and
+against the replies to its own commands, a client may now see a turn's publications
+later than before: the protocol orders neither (with a Redis or NATS broker a
+publication never comes back before the reply to its publish anyway).
 """
 
 from __future__ import annotations
@@ -45,16 +48,25 @@ def push_item(codec: Codec, channel: str, pub: Publication) -> bytes | None:
 
 
 def frame_of(codec: Codec, channel: str, pubs: list[Publication]) -> tuple[bytes, int, bool]:
-    """``pubs`` as one frame for ``codec``: the frame (b"" when none fits), how many
-    publications it holds, and whether that is all of them (a payload that does not
-    fit ends the frame: what follows it would arrive out of order)."""
+    """``pubs`` as one frame for ``codec``: the frame (b"" when empty), how many
+    publications it holds, and False when a payload that does not fit the codec ended
+    it (what follows would arrive out of order: the subscriber is closed after it).
+
+    A publication the codec fails on (a server-side bug, such as a hook's tag that is
+    not a string) is logged and left out; the rest of the turn still goes."""
     items: list[bytes] = []
+    fits = True
     for pub in pubs:
-        item = push_item(codec, channel, pub)
+        try:
+            item = push_item(codec, channel, pub)
+        except Exception:
+            _log.exception("publication not encoded", channel=channel, codec=codec.name)
+            continue
         if item is None:
+            fits = False
             break
         items.append(item)
-    return (codec.join(items) if items else b""), len(items), len(items) == len(pubs)
+    return (codec.join(items) if items else b""), len(items), fits
 
 
 class Flusher:
@@ -106,6 +118,9 @@ class Hub:
         self._channels: dict[str, dict[Session, Subscription]] = {}
         self._turn: dict[str, list[Publication]] = {}
         """Publications received this turn and not yet delivered, by channel."""
+        self._held: dict[str, list[Reply]] = {}
+        """Joins and leaves that came while their channel's turn was handed out (a close
+        there can publish a leave at once): they go after it."""
         self._metrics = metrics
         self._flusher = flusher
 
@@ -155,7 +170,10 @@ class Hub:
         """Hand every channel's publications of this turn to its subscribers."""
         while self._turn:
             channel = next(iter(self._turn))
-            self.settle(channel)
+            try:
+                self.settle(channel)
+            except Exception:  # the other channels' turns still go
+                _log.exception("delivering a turn failed", channel=channel)
 
     def settle(self, channel: str) -> None:
         """Hand ``channel``'s publications of this turn to its subscribers now: before
@@ -171,24 +189,29 @@ class Hub:
         # here may detach one at once (under an eager task factory).
         frames: dict[Codec, tuple[bytes, int, bool]] = {}
         last: Codec | None = None
-        frame, count, whole = b"", 0, True
-        for session, sub in list(subscribers.items()):
-            if sub.pending is not None:
-                sub.pending.extend(pubs)
-                continue
-            codec = session.codec
-            if codec is not last:
-                framed = frames.get(codec)
-                if framed is None:
-                    framed = frames[codec] = frame_of(codec, channel, pubs)
-                frame, count, whole = framed
-                last = codec
-            if whole:
-                session.push(frame, count)
-                continue
-            if count:
-                session.push(frame, count)
-            session.close(codes.INAPPROPRIATE_PROTOCOL)
+        frame, count, fits = b"", 0, True
+        held: list[Reply] = []
+        self._held[channel] = held
+        try:
+            for session, sub in list(subscribers.items()):
+                if sub.pending is not None:
+                    sub.pending.extend(pubs)
+                    continue
+                codec = session.codec
+                if codec is not last:
+                    framed = frames.get(codec)
+                    if framed is None:
+                        framed = frames[codec] = frame_of(codec, channel, pubs)
+                    frame, count, fits = framed
+                    last = codec
+                if count:
+                    session.push(frame, count)
+                if not fits:
+                    session.close(codes.INAPPROPRIATE_PROTOCOL)
+        finally:
+            del self._held[channel]
+        for reply in held:
+            self._presence_push(channel, reply)
 
     def on_join(self, channel: str, info: ClientInfo) -> None:
         self._presence_push(channel, Reply(push=Push(channel=channel, join=Join(info=info))))
@@ -211,6 +234,10 @@ class Hub:
                     session.node.unsubscribe(session, channel, UnsubscribeCode.INSUFFICIENT_STATE)
 
     def _presence_push(self, channel: str, reply: Reply) -> None:
+        held = self._held.get(channel)
+        if held is not None:
+            held.append(reply)
+            return
         subscribers = self._channels.get(channel)
         if not subscribers:
             return
