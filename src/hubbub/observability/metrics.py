@@ -36,8 +36,8 @@ COMMAND_METHODS: Final = (*REQUEST_FIELDS, "pong")
 UNKNOWN_METHOD: Final = "unknown"
 
 # The broker hop: from a publication's timestamp (``Publication.time``, whole
-# milliseconds, taken when a node accepted it) to its hand-off to this node's
-# subscribers. Through a broker under load it can take most of a second; locally it is
+# milliseconds, taken when a node accepted it) to its arrival at this node's hub, which
+# hands it to the subscribers at the end of that loop turn. Through a broker under load it can take most of a second; locally it is
 # below the timestamp's resolution, so the sub-millisecond buckets show the
 # truncation (0-1 ms), not the work. Roughly 1-2.5-5 steps across that range.
 DELIVERY_BUCKETS: Final = (
@@ -198,8 +198,9 @@ class _Collector(Collector):
         yield _counter("publications", "Publications accepted for delivery.", m.publications)
         yield m.delivery.family(
             "publish_to_deliver_seconds",
-            "Time from a publication's timestamp (ms resolution) to its hand-off to this "
-            "node's subscribers, through the broker; queueing and writes not included.",
+            "Time from a publication's timestamp (ms resolution) to its arrival at this "
+            "node's hub, through the broker; the rest of that loop turn, queueing and "
+            "writes not included.",
         )
         yield m.loop_lag.family(
             "event_loop_lag_seconds",
