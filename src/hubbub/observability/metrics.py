@@ -37,9 +37,10 @@ UNKNOWN_METHOD: Final = "unknown"
 
 # The broker hop: from a publication's timestamp (``Publication.time``, whole
 # milliseconds, taken when a node accepted it) to its arrival at this node's hub, which
-# hands it to the subscribers at the end of that loop turn. Through a broker under load it can take most of a second; locally it is
-# below the timestamp's resolution, so the sub-millisecond buckets show the
-# truncation (0-1 ms), not the work. Roughly 1-2.5-5 steps across that range.
+# hands it to the subscribers at the end of that loop turn. Through a broker under load
+# it can take most of a second; locally it is below the timestamp's resolution, so the
+# sub-millisecond buckets show the truncation (0-1 ms), not the work. Roughly 1-2.5-5
+# steps across that range.
 DELIVERY_BUCKETS: Final = (
     0.00005,
     0.0001,
