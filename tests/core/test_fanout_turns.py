@@ -14,12 +14,13 @@ from hubbub.codecs.json import JsonCodec
 from hubbub.codecs.msgpack import MsgpackCodec
 from hubbub.codecs.protobuf import ProtobufCodec
 from hubbub.core.node import Node
-from hubbub.core.session import Session, Subscription
+from hubbub.core.session import Subscription
 from hubbub.protocol import codes
 from hubbub.protocol.messages import Publication, Reply, SubscribeResult, raw
 
 from .fakes import Client, RecordingConnection, connected, drain, turns
 from .test_fanout import ALICE, ROOM, CountingCodec, publication
+from .test_fanout import subscriber as subscribe
 
 
 class JoinCountingCodec(CountingCodec):
@@ -38,17 +39,6 @@ class JoinCountingCodec(CountingCodec):
 def node() -> Node:
     """A node that is not started: the tests call the hub directly."""
     return Node(chat_settings())
-
-
-def subscribe(
-    node: Node, codec: CountingCodec, *, join_leave: bool = False, pending: bool = False
-) -> tuple[Session, RecordingConnection]:
-    conn = RecordingConnection()
-    session = node.accept(conn, codec)
-    sub = Subscription(ROOM, join_leave=join_leave, pending=[] if pending else None)
-    session.subscriptions[ROOM] = sub
-    node.hub.add(session, sub)
-    return session, conn
 
 
 def numbered(n: int) -> Publication:
