@@ -291,6 +291,25 @@ async def test_a_turn_of_publications_costs_one_flush(
     assert all(received(conn) == [1] for conn in conns)
 
 
+async def test_a_delivery_asked_for_during_the_deliveries_runs_in_that_flush(
+    node: Node,
+) -> None:
+    """A delivery that asks for another (a publication arriving while a turn is handed
+    out, under an eager task factory) is not left waiting for some later flush."""
+    ran: list[str] = []
+
+    def second() -> None:
+        ran.append("second")
+
+    def first() -> None:
+        ran.append("first")
+        node.flusher.first(second)
+
+    node.flusher.first(first)
+    await turns()
+    assert ran == ["first", "second"]
+
+
 async def test_publications_of_two_turns_go_out_as_two_frames(node: Node) -> None:
     codec = CountingCodec()
     _, conn = subscribe(node, codec)

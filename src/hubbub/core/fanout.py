@@ -95,13 +95,15 @@ class Flusher:
 
     def flush(self) -> None:
         # Still "scheduled" while the deliveries run: the sessions they mark are
-        # flushed below, in this call, not in one more scheduled for the next turn.
-        first, self._first = self._first, []
-        for deliver in first:
-            try:
-                deliver()
-            except Exception:  # the sessions' own queues still go out
-                _log.exception("delivery failed")
+        # flushed below, in this call, not in one more scheduled for the next turn; and
+        # a delivery asked for meanwhile runs here too (it scheduled nothing).
+        while self._first:
+            first, self._first = self._first, []
+            for deliver in first:
+                try:
+                    deliver()
+                except Exception:  # the sessions' own queues still go out
+                    _log.exception("delivery failed")
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
         for session in dirty:
