@@ -171,9 +171,9 @@ async def test_a_payload_that_does_not_fit_ends_the_text_frame(node: Node) -> No
 
 
 async def test_closes_that_detach_at_once_leave_the_delivery_whole(node: Node) -> None:
-    """Under an eager task factory (3.12+) a close releases its channels at once, so
-    subscribers leave the channel while its turn is being handed out: every one is
-    still served or closed, and the loop goes on (iterating the live table raised)."""
+    """Under an eager task factory (3.12+) the closes a turn makes must not release
+    their channels while it is handed out (they did, and walking the subscriber table
+    raised): every subscriber is served or closed, and the closed ones leave after."""
     if not hasattr(asyncio, "eager_task_factory"):
         pytest.skip("asyncio.eager_task_factory needs Python 3.12+")
     text, binary = CountingCodec("text"), CountingCodec("binary", binary=True)
@@ -244,8 +244,8 @@ def offsets(conn: RecordingConnection) -> list[int]:
 
 async def test_a_leave_published_while_a_turn_is_handed_out_comes_after_it() -> None:
     """Under an eager task factory the close of a JSON subscriber that a binary payload
-    refuses publishes its leave at once, while its channel's turn is being handed out:
-    a subscriber served after it gets the turn first, then the leave."""
+    refuses publishes its leave; it used to do so at once, while its channel's turn was
+    being handed out. A subscriber served after it gets the turn first, then the leave."""
     if not hasattr(asyncio, "eager_task_factory"):
         pytest.skip("asyncio.eager_task_factory needs Python 3.12+")
     node = Node(chat_settings())
@@ -294,8 +294,8 @@ async def test_a_turn_of_publications_costs_one_flush(
 async def test_a_delivery_asked_for_during_the_deliveries_runs_in_that_flush(
     node: Node,
 ) -> None:
-    """A delivery that asks for another (a publication arriving while a turn is handed
-    out, under an eager task factory) is not left waiting for some later flush."""
+    """A delivery asked for while the flush runs the deliveries (``first`` schedules
+    nothing then: a flush is under way) runs in that flush, not in some later one."""
     ran: list[str] = []
 
     def second() -> None:

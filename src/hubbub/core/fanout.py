@@ -120,9 +120,6 @@ class Hub:
         self._channels: dict[str, dict[Session, Subscription]] = {}
         self._turn: dict[str, list[Publication]] = {}
         """Publications received this turn and not yet delivered, by channel."""
-        self._held: dict[str, list[Reply]] = {}
-        """Joins and leaves that came while their channel's turn was handed out (a close
-        there can publish a leave at once): they go after it."""
         self._metrics = metrics
         self._flusher = flusher
 
@@ -187,33 +184,26 @@ class Hub:
         if not subscribers:
             return
         # Once per subscriber: most share one codec, so it is compared by identity and
-        # the dict is asked only when it changes. A copy of the subscribers: a close
-        # here may detach one at once (under an eager task factory).
+        # the dict is asked only when it changes. The table is walked as it is: a close
+        # here releases its channels on a later turn (Node._in_background).
         frames: dict[Codec, tuple[bytes, int, bool]] = {}
         last: Codec | None = None
         frame, count, fits = b"", 0, True
-        held: list[Reply] = []
-        self._held[channel] = held
-        try:
-            for session, sub in list(subscribers.items()):
-                if sub.pending is not None:
-                    sub.pending.extend(pubs)
-                    continue
-                codec = session.codec
-                if codec is not last:
-                    framed = frames.get(codec)
-                    if framed is None:
-                        framed = frames[codec] = frame_of(codec, channel, pubs)
-                    frame, count, fits = framed
-                    last = codec
-                if count:
-                    session.push(frame, count)
-                if not fits:
-                    session.close(codes.INAPPROPRIATE_PROTOCOL)
-        finally:
-            del self._held[channel]
-        for reply in held:
-            self._presence_push(channel, reply)
+        for session, sub in subscribers.items():
+            if sub.pending is not None:
+                sub.pending.extend(pubs)
+                continue
+            codec = session.codec
+            if codec is not last:
+                framed = frames.get(codec)
+                if framed is None:
+                    framed = frames[codec] = frame_of(codec, channel, pubs)
+                frame, count, fits = framed
+                last = codec
+            if count:
+                session.push(frame, count)
+            if not fits:
+                session.close(codes.INAPPROPRIATE_PROTOCOL)
 
     def on_join(self, channel: str, info: ClientInfo) -> None:
         self._presence_push(channel, Reply(push=Push(channel=channel, join=Join(info=info))))
@@ -236,16 +226,12 @@ class Hub:
                     session.node.unsubscribe(session, channel, UnsubscribeCode.INSUFFICIENT_STATE)
 
     def _presence_push(self, channel: str, reply: Reply) -> None:
-        held = self._held.get(channel)
-        if held is not None:
-            held.append(reply)
-            return
         subscribers = self._channels.get(channel)
         if not subscribers:
             return
         self.settle(channel)
         encoded: dict[Codec, bytes] = {}
-        for session, sub in list(subscribers.items()):  # a slow one may leave at once
+        for session, sub in subscribers.items():
             if not sub.join_leave or sub.pending is not None:
                 continue
             item = encoded.get(session.codec)

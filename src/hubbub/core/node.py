@@ -192,8 +192,13 @@ class Node:
             self._in_background(self._release(session))
 
     def _in_background(self, release: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run a channel release as a task that shutdown waits for (within its timeout)."""
-        task = self.loop.create_task(release)
+        """Run a channel release as a task that shutdown waits for (within its timeout).
+
+        It starts on the loop's next turn whatever task factory the application set: a
+        close comes from inside a fan-out (a slow or unfit subscriber), and a release
+        run at once there (``eager_task_factory``) would change the subscriber table
+        being walked and publish a leave in the middle of that delivery."""
+        task: asyncio.Task[None] = asyncio.Task(release, loop=self.loop)
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
         return task
