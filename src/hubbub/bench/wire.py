@@ -59,9 +59,9 @@ MAX_FRAME_BYTES: int = ClientSettings.model_fields["max_message_bytes"].default
 at once; in one frame they could pass the server's limit, and the server would close
 the connection (it did: a 144 KB frame at 37,779 publications/s)."""
 
-_SEPARATOR_BYTES = 5
-"""Room per command for what ``Codec.join`` puts between commands: a newline (JSON) or a
-length prefix (protobuf; 5 bytes hold lengths up to 32 GiB)."""
+_SEPARATOR_BYTES = 1
+"""Room per command for what ``Codec.join`` adds: the newline between JSON commands
+(varint-delimited items, protobuf's, carry their length prefix already)."""
 
 
 FOLD_STAMPS = 8_192
