@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 from conftest import chat_settings
 
+from hubbub.codecs.base import Codec
 from hubbub.codecs.json import JsonCodec
 from hubbub.codecs.msgpack import MsgpackCodec
 from hubbub.codecs.protobuf import ProtobufCodec
@@ -324,7 +325,7 @@ async def test_publications_of_two_turns_go_out_as_two_frames(node: Node) -> Non
 @pytest.mark.parametrize(
     "codec", [JsonCodec(), ProtobufCodec(), MsgpackCodec()], ids=lambda codec: codec.name
 )
-def test_joining_frames_is_joining_their_items(codec: JsonCodec) -> None:
+def test_joining_frames_is_joining_their_items(codec: Codec) -> None:
     """The Codec contract the turn relies on: a session joins the hub's frame with its
     other items as it would have joined the items themselves."""
     items = [codec.encode(Reply(id=n)) for n in range(1, 6)]
