@@ -82,16 +82,18 @@ class Flusher:
     def mark(self, session: Session) -> None:
         self._dirty.append(session)
         if not self._scheduled:
-            self._scheduled = True
-            self._loop().call_soon(self.flush)
+            self._schedule()
 
     def first(self, deliver: Callable[[], None]) -> None:
         """Call ``deliver`` at the start of this turn's flush: what it queues goes out
         with the rest."""
         self._first.append(deliver)
         if not self._scheduled:
-            self._scheduled = True
-            self._loop().call_soon(self.flush)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._scheduled = True
+        self._loop().call_soon(self.flush)
 
     def flush(self) -> None:
         # Still "scheduled" while the deliveries run: the sessions they mark are
